@@ -1,0 +1,64 @@
+//! One module per command group; `Ctx` carries the global options.
+
+pub mod audit;
+pub mod ca;
+pub mod cert;
+pub mod crl;
+pub mod directory;
+pub mod init;
+pub mod quickstart;
+pub mod request;
+pub mod template;
+
+use anyhow::{Context, Result};
+use fleetpki_ca::{Actor, Site};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+pub struct Ctx {
+    pub dir: PathBuf,
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl Ctx {
+    /// The operator's passphrase: `--passphrase-file`, else FLEETPKI_PASSPHRASE, else none.
+    pub fn passphrase(&self) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        if let Some(p) = &self.passphrase_file {
+            let raw = Zeroizing::new(
+                std::fs::read(p).with_context(|| format!("--passphrase-file {}", p.display()))?,
+            );
+            let trimmed = raw.strip_suffix(b"\n").unwrap_or(&raw);
+            let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+            anyhow::ensure!(
+                !trimmed.is_empty(),
+                "--passphrase-file: {} is empty",
+                p.display()
+            );
+            return Ok(Some(Zeroizing::new(trimmed.to_vec())));
+        }
+        match std::env::var("FLEETPKI_PASSPHRASE") {
+            Ok(v) if !v.is_empty() => Ok(Some(Zeroizing::new(v.into_bytes()))),
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn site(&self) -> Result<Site> {
+        Ok(Site::open(&self.dir, self.passphrase()?).await?)
+    }
+}
+
+/// The person at the keyboard, for the audit log.
+pub fn actor() -> Actor {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".into());
+    Actor::new(user, "cli")
+}
+
+pub fn read_input(field: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{field}: cannot read {}", path.display()))
+}
+
+pub fn write_output(field: &str, path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("{field}: cannot write {}", path.display()))
+}

@@ -1,0 +1,105 @@
+//! The `fleetpki` command: argument parsing and dispatch to the CA library.
+
+mod cmd;
+mod output;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "fleetpki",
+    version,
+    about = "fleetpki: the certificate system of a managed fleet"
+)]
+struct Cli {
+    /// The site directory (configuration, CA certificates, keys, SQLite database).
+    #[arg(long, global = true, env = "FLEETPKI_DIR", default_value = ".")]
+    dir: PathBuf,
+    /// A file holding the passphrase of the site's CA keys (else FLEETPKI_PASSPHRASE).
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a site: root CA (and optionally an issuing CA), site signing certificate, database.
+    Init(cmd::init::InitArgs),
+    /// Demo: create a site in a fresh directory, enroll a demo computer and verify its certificate.
+    Quickstart(cmd::quickstart::QuickstartArgs),
+    /// The site's CA certificates.
+    #[command(subcommand)]
+    Ca(cmd::ca::CaCmd),
+    /// Certificate templates.
+    #[command(subcommand)]
+    Template(cmd::template::TemplateCmd),
+    /// The directory: computers, users, groups.
+    #[command(subcommand)]
+    Directory(cmd::directory::DirectoryCmd),
+    /// Certificate requests: submit, list, approve, deny.
+    #[command(subcommand)]
+    Request(cmd::request::RequestCmd),
+    /// Issued certificates: list, show, revoke.
+    #[command(subcommand)]
+    Cert(cmd::cert::CertCmd),
+    /// Certificate revocation lists.
+    #[command(subcommand)]
+    Crl(cmd::crl::CrlCmd),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCmd),
+}
+
+/// Options shared by listings.
+#[derive(Args, Clone, Copy)]
+pub struct ListOpts {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLEETPKI_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let ctx = cmd::Ctx {
+        dir: cli.dir,
+        passphrase_file: cli.passphrase_file,
+    };
+    match cli.command {
+        Command::Init(a) => cmd::init::run(&ctx, a).await,
+        Command::Quickstart(a) => cmd::quickstart::run(a).await,
+        Command::Ca(c) => cmd::ca::run(&ctx, c).await,
+        Command::Template(c) => cmd::template::run(&ctx, c).await,
+        Command::Directory(c) => cmd::directory::run(&ctx, c).await,
+        Command::Request(c) => cmd::request::run(&ctx, c).await,
+        Command::Cert(c) => cmd::cert::run(&ctx, c).await,
+        Command::Crl(c) => cmd::crl::run(&ctx, c).await,
+        Command::Audit(c) => cmd::audit::run(&ctx, c).await,
+    }
+}

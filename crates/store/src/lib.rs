@@ -1,0 +1,171 @@
+//! fleetpki's storage: one [`Store`] trait, implemented for SQLite (the embedded default, WAL)
+//! and PostgreSQL, with every write going through [`Store::apply`] as one transaction and
+//! concurrent writers batched by [`GroupCommitter`].
+
+mod db;
+mod error;
+mod group_commit;
+mod postgres;
+mod sql;
+mod sqlite;
+
+pub use error::StoreError;
+pub use group_commit::GroupCommitter;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use fleetpki_model::UnixTime;
+use fleetpki_model::audit::{AuditEntry, AuditEvent};
+use fleetpki_model::directory::{Group, Principal};
+use fleetpki_model::record::{
+    CertFilter, CertificateRecord, CrlRecord, NewRequest, RequestRecord, RequestStatus, Revocation,
+};
+use fleetpki_model::template::Template;
+use std::sync::Arc;
+
+/// What happens to a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Stays pending (the template requires approval).
+    Pending,
+    /// Issued: the certificate is stored with the request. Its `request_id` is filled in by the store.
+    Issue(Box<CertificateRecord>),
+    /// Denied with a reason.
+    Deny(String),
+}
+
+/// One state change. Every change carries the audit events that record it, written in the same
+/// transaction, so the log never misses a change and never records one that did not commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Inserts or replaces a template by name and appends the new version to its history.
+    PutTemplate {
+        template: Template,
+        audit: AuditEvent,
+    },
+    /// Inserts or replaces a principal.
+    PutPrincipal {
+        principal: Principal,
+        audit: AuditEvent,
+    },
+    /// Inserts a group; `Conflict` if it exists.
+    PutGroup { group: Group, audit: AuditEvent },
+    /// Adds `principal` to `group`; `NotFound` if either is missing; adding twice is a no-op.
+    AddMember {
+        group: String,
+        principal: String,
+        audit: AuditEvent,
+    },
+    /// Stores a new request with its first decision. Returns [`Applied::Request`].
+    /// `Issue`/`Deny` here set `decided_at = submitted_at` and leave `decided_by` empty (the
+    /// template's policy decided, not a person). Audit events whose `object` is empty get the
+    /// new request id, which the caller cannot know beforehand. `Conflict` if the issued
+    /// certificate's serial is already stored.
+    SubmitRequest {
+        request: NewRequest,
+        decision: Decision,
+        audit: Vec<AuditEvent>,
+    },
+    /// Decides a pending request (approve → `Issue`, deny → `Deny`). `NotFound` if unknown,
+    /// `Conflict` if it is not pending, if the decision is `Pending`, or if the serial is taken.
+    DecideRequest {
+        id: i64,
+        decided_by: String,
+        at: UnixTime,
+        decision: Decision,
+        audit: Vec<AuditEvent>,
+    },
+    /// Stores a certificate issued without a request of ours (e.g. the site's own role certificates).
+    /// `Conflict` if the serial is already stored; `NotFound` if it names a request that is not.
+    PutCertificate {
+        certificate: Box<CertificateRecord>,
+        audit: AuditEvent,
+    },
+    /// Revokes a certificate. `NotFound` if the serial is unknown, `Conflict` if already revoked.
+    Revoke {
+        serial: String,
+        revocation: Revocation,
+        audit: AuditEvent,
+    },
+    /// Records a published CRL. `Conflict` unless its number is greater than every CRL number
+    /// (full or delta) already stored for the same issuer: CRL numbers are monotonic per issuer.
+    PublishCrl { crl: CrlRecord, audit: AuditEvent },
+    /// An event with no other state change (key use, a failed attempt worth keeping).
+    Audit(AuditEvent),
+}
+
+/// What a change produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Done,
+    Request { id: i64 },
+}
+
+/// The storage contract. Reads see only committed data; [`Store::apply`] is all-or-nothing.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies every change in one transaction, in order, and returns one [`Applied`] per change.
+    /// Audit events are numbered and hash-chained inside that transaction.
+    async fn apply(&self, changes: Vec<Change>) -> Result<Vec<Applied>, StoreError>;
+
+    async fn template(&self, name: &str) -> Result<Option<Template>, StoreError>;
+    async fn templates(&self) -> Result<Vec<Template>, StoreError>;
+    /// Every stored version of a template, oldest first.
+    async fn template_history(&self, name: &str) -> Result<Vec<Template>, StoreError>;
+
+    async fn principal(&self, name: &str) -> Result<Option<Principal>, StoreError>;
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError>;
+    async fn group(&self, name: &str) -> Result<Option<Group>, StoreError>;
+    async fn groups(&self) -> Result<Vec<Group>, StoreError>;
+    /// Principal names in a group, sorted.
+    async fn members(&self, group: &str) -> Result<Vec<String>, StoreError>;
+    /// Group names a principal belongs to, sorted.
+    async fn groups_of(&self, principal: &str) -> Result<Vec<String>, StoreError>;
+
+    async fn request(&self, id: i64) -> Result<Option<RequestRecord>, StoreError>;
+    /// Requests, newest first, optionally only those with `status`.
+    async fn requests(
+        &self,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<RequestRecord>, StoreError>;
+
+    async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
+    /// Certificates matching `filter`, by notAfter ascending.
+    async fn certificates(&self, filter: &CertFilter)
+    -> Result<Vec<CertificateRecord>, StoreError>;
+    /// `(serial, revocation)` of every revoked certificate, or only those revoked at or after `since`.
+    async fn revocations(
+        &self,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<(String, Revocation)>, StoreError>;
+
+    /// The CRL with the highest number for `issuer`, full or delta as asked.
+    async fn latest_crl(&self, issuer: &str, delta: bool) -> Result<Option<CrlRecord>, StoreError>;
+    /// The highest CRL number (full or delta) stored for `issuer`, 0 if none.
+    async fn max_crl_number(&self, issuer: &str) -> Result<i64, StoreError>;
+
+    /// Audit entries with `seq > after`, in order, at most `limit`.
+    async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The recorded head of the chain: the last entry's `(seq, hash)`.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// A digest of every stored row, for tests that assert a refused request changed nothing.
+    async fn fingerprint(&self) -> Result<String, StoreError>;
+}
+
+/// Opens (creating and migrating as needed) the store at `url`: `sqlite:PATH` / a bare path for
+/// SQLite, `postgres://…` / `postgresql://…` for PostgreSQL.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        Ok(Arc::new(
+            SqliteStore::open(std::path::Path::new(path)).await?,
+        ))
+    }
+}

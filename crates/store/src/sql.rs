@@ -1,0 +1,991 @@
+//! The store itself, written once for both backends: the SQL, the semantics of each
+//! [`Change`], the audit chain, the reads and the fingerprint.
+
+use crate::db::{Arg, Db, Row, Tx, args};
+use crate::{Applied, Change, Decision, Store, StoreError};
+use async_trait::async_trait;
+use fleetpki_model::UnixTime;
+use fleetpki_model::audit::{AuditEntry, AuditEvent, Outcome, seal};
+use fleetpki_model::directory::{Group, Principal};
+use fleetpki_model::record::{
+    CertFilter, CertificateRecord, CrlRecord, NewRequest, RequestRecord, RequestStatus, Revocation,
+    RevocationReason,
+};
+use fleetpki_model::template::{Template, Version};
+use std::marker::PhantomData;
+
+/// A store on one of the two backends; `B` only tells [`crate::SqliteStore`] and
+/// [`crate::PostgresStore`] apart (each has its own constructor).
+pub struct SqlStore<B> {
+    pub(crate) db: Db,
+    backend: PhantomData<fn() -> B>,
+}
+
+impl<B> std::fmt::Debug for SqlStore<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("db", &self.db).finish()
+    }
+}
+
+impl<B> SqlStore<B> {
+    pub(crate) fn new(db: Db) -> Self {
+        Self {
+            db,
+            backend: PhantomData,
+        }
+    }
+
+    /// Closes the connections, waiting for them to finish. The store is unusable afterwards.
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+// Column lists, as macros so they can be `concat!`ed into static SQL.
+macro_rules! request_cols {
+    () => {
+        "id, template, major, minor, principal, submitted_by, csr, status, submitted_at, decided_at, decided_by, reason, serial"
+    };
+}
+macro_rules! cert_cols {
+    () => {
+        "serial, template, major, minor, principal, subject, sans, key, not_before, not_after, request_id, der, revoked_at, revocation_reason"
+    };
+}
+macro_rules! crl_cols {
+    () => {
+        "issuer, number, base_number, this_update, next_update, der"
+    };
+}
+macro_rules! audit_cols {
+    () => {
+        "seq, at, actor, source, action, object, outcome, details, prev_hash, hash"
+    };
+}
+
+/// The audit chain's head while a transaction appends to it.
+struct Chain {
+    seq: i64,
+    hash: String,
+}
+
+impl Chain {
+    async fn append(&mut self, tx: &mut Tx, event: AuditEvent) -> Result<(), StoreError> {
+        let e = seal(self.seq + 1, event, &self.hash);
+        tx.exec(
+            concat!(
+                "INSERT INTO audit (",
+                audit_cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
+            args![
+                e.seq,
+                e.event.at,
+                e.event.actor,
+                e.event.source,
+                e.event.action,
+                e.event.object,
+                e.event.outcome.name(),
+                e.event.details,
+                e.prev_hash,
+                e.hash.as_str(),
+            ],
+        )
+        .await?;
+        self.seq = e.seq;
+        self.hash = e.hash;
+        Ok(())
+    }
+
+    async fn append_all(&mut self, tx: &mut Tx, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        for e in events {
+            self.append(tx, e).await?;
+        }
+        Ok(())
+    }
+}
+
+fn json<T: serde::Serialize>(what: &str, v: &T) -> Result<String, StoreError> {
+    // Cannot fail for the model's types (no maps with non-string keys), but never panic.
+    serde_json::to_string(v)
+        .map_err(|e| StoreError::Corrupt(format!("{what} cannot be encoded as JSON: {e}")))
+}
+
+fn conflict(what: &'static str, key: impl ToString, why: impl Into<String>) -> StoreError {
+    StoreError::Conflict {
+        what,
+        key: key.to_string(),
+        why: why.into(),
+    }
+}
+
+fn not_found(what: &'static str, key: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        what,
+        key: key.to_string(),
+    }
+}
+
+async fn exists(tx: &mut Tx, sql: &'static str, key: &str) -> Result<bool, StoreError> {
+    Ok(tx.fetch_optional(sql, args![key]).await?.is_some())
+}
+
+/// Inserts a certificate; `Conflict` if its serial is taken, `NotFound` if it names a request
+/// that does not exist.
+async fn insert_certificate(tx: &mut Tx, c: &CertificateRecord) -> Result<(), StoreError> {
+    if exists(
+        tx,
+        "SELECT 1 FROM certificates WHERE serial = $1",
+        &c.serial,
+    )
+    .await?
+    {
+        return Err(conflict(
+            "certificate",
+            &c.serial,
+            "a certificate with this serial is already stored",
+        ));
+    }
+    if let Some(id) = c.request_id
+        && tx
+            .fetch_optional("SELECT 1 FROM requests WHERE id = $1", args![id])
+            .await?
+            .is_none()
+    {
+        return Err(not_found("request", id));
+    }
+    tx.exec(
+        concat!(
+            "INSERT INTO certificates (",
+            cert_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ),
+        args![
+            c.serial.as_str(),
+            c.template.as_str(),
+            i64::from(c.template_version.major),
+            i64::from(c.template_version.minor),
+            c.principal.as_str(),
+            c.subject.as_str(),
+            json("certificate SANs", &c.sans)?,
+            c.key.as_str(),
+            c.not_before,
+            c.not_after,
+            c.request_id,
+            c.der.as_slice(),
+            c.revocation.as_ref().map(|r| r.at),
+            c.revocation.as_ref().map(|r| i64::from(r.reason.code())),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies one change and appends its audit events.
+async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<Applied, StoreError> {
+    match change {
+        Change::PutTemplate { template: t, audit } => {
+            let body = json("template", &t)?;
+            let (major, minor) = (i64::from(t.version.major), i64::from(t.version.minor));
+            tx.exec(
+                "INSERT INTO templates (name, major, minor, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (name) DO UPDATE SET major = excluded.major, minor = excluded.minor, body = excluded.body",
+                args![t.name.as_str(), major, minor, body.as_str()],
+            )
+            .await?;
+            // Stamped with the event's time: the store reads no clock, so a change is replayable.
+            tx.exec(
+                "INSERT INTO template_history (name, major, minor, body, stored_at) VALUES ($1, $2, $3, $4, $5)",
+                args![t.name.as_str(), major, minor, body, audit.at],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::PutPrincipal {
+            principal: p,
+            audit,
+        } => {
+            tx.exec(
+                "INSERT INTO principals (name, kind, body) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, body = excluded.body",
+                args![p.name.as_str(), p.kind.name(), json("principal", &p)?],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::PutGroup { group, audit } => {
+            let n = tx
+                .exec(
+                    "INSERT INTO groups (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+                    args![group.name.as_str()],
+                )
+                .await?;
+            if n == 0 {
+                return Err(conflict(
+                    "group",
+                    group.name,
+                    "a group with this name already exists",
+                ));
+            }
+            chain.append(tx, audit).await?;
+        }
+        Change::AddMember {
+            group,
+            principal,
+            audit,
+        } => {
+            if !exists(tx, "SELECT 1 FROM groups WHERE name = $1", &group).await? {
+                return Err(not_found("group", group));
+            }
+            if !exists(tx, "SELECT 1 FROM principals WHERE name = $1", &principal).await? {
+                return Err(not_found("principal", principal));
+            }
+            tx.exec(
+                "INSERT INTO memberships (group_name, principal) VALUES ($1, $2) ON CONFLICT (group_name, principal) DO NOTHING",
+                args![group, principal],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::SubmitRequest {
+            request,
+            decision,
+            mut audit,
+        } => {
+            let id = submit_request(tx, request, decision).await?;
+            // The caller cannot know the id before the insert: fill it in where the object is left empty.
+            for e in audit.iter_mut().filter(|e| e.object.is_empty()) {
+                e.object = id.to_string();
+            }
+            chain.append_all(tx, audit).await?;
+            return Ok(Applied::Request { id });
+        }
+        Change::DecideRequest {
+            id,
+            decided_by,
+            at,
+            decision,
+            audit,
+        } => {
+            let row = tx
+                .fetch_optional("SELECT status FROM requests WHERE id = $1", args![id])
+                .await?;
+            let status: String = row.ok_or_else(|| not_found("request", id))?.get("status")?;
+            if status != RequestStatus::Pending.name() {
+                return Err(conflict(
+                    "request",
+                    id,
+                    format!("it is already {status}; only a pending request can be decided"),
+                ));
+            }
+            match decision {
+                Decision::Pending => {
+                    return Err(conflict(
+                        "request",
+                        id,
+                        "a decision must issue or deny; it cannot leave the request pending",
+                    ));
+                }
+                Decision::Issue(mut cert) => {
+                    cert.request_id = Some(id);
+                    insert_certificate(tx, &cert).await?;
+                    tx.exec(
+                        "UPDATE requests SET status = 'issued', decided_at = $1, decided_by = $2, serial = $3 WHERE id = $4",
+                        args![at, decided_by, cert.serial, id],
+                    )
+                    .await?;
+                }
+                Decision::Deny(reason) => {
+                    tx.exec(
+                        "UPDATE requests SET status = 'denied', decided_at = $1, decided_by = $2, reason = $3 WHERE id = $4",
+                        args![at, decided_by, reason, id],
+                    )
+                    .await?;
+                }
+            }
+            chain.append_all(tx, audit).await?;
+        }
+        Change::PutCertificate { certificate, audit } => {
+            insert_certificate(tx, &certificate).await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::Revoke {
+            serial,
+            revocation,
+            audit,
+        } => {
+            let row = tx
+                .fetch_optional(
+                    "SELECT revoked_at FROM certificates WHERE serial = $1",
+                    args![serial.as_str()],
+                )
+                .await?;
+            let revoked_at: Option<i64> = row
+                .ok_or_else(|| not_found("certificate", &serial))?
+                .get("revoked_at")?;
+            if let Some(at) = revoked_at {
+                return Err(conflict(
+                    "certificate",
+                    serial,
+                    format!("already revoked at {}", fleetpki_model::fmt_time(at)),
+                ));
+            }
+            tx.exec(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 WHERE serial = $3",
+                args![revocation.at, i64::from(revocation.reason.code()), serial],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::PublishCrl { crl, audit } => {
+            let max: Option<i64> = tx
+                .fetch_one(
+                    "SELECT MAX(number) AS n FROM crls WHERE issuer = $1",
+                    args![crl.issuer.as_str()],
+                )
+                .await?
+                .get("n")?;
+            if let Some(max) = max.filter(|m| crl.number <= *m) {
+                return Err(conflict(
+                    "CRL",
+                    format!("{} #{}", crl.issuer, crl.number),
+                    format!("CRL numbers must increase per issuer; the highest stored is {max}"),
+                ));
+            }
+            tx.exec(
+                concat!(
+                    "INSERT INTO crls (",
+                    crl_cols!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6)"
+                ),
+                args![
+                    crl.issuer,
+                    crl.number,
+                    crl.base_number,
+                    crl.this_update,
+                    crl.next_update,
+                    crl.der.as_slice()
+                ],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::Audit(event) => chain.append(tx, event).await?,
+    }
+    Ok(Applied::Done)
+}
+
+async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Result<i64, StoreError> {
+    // A decision made at submission is the template's policy, not a person's: decided_by stays empty.
+    let (status, decided_at, reason, cert) = match decision {
+        Decision::Pending => (RequestStatus::Pending, None, None, None),
+        Decision::Issue(cert) => (
+            RequestStatus::Issued,
+            Some(r.submitted_at),
+            None,
+            Some(cert),
+        ),
+        Decision::Deny(reason) => (
+            RequestStatus::Denied,
+            Some(r.submitted_at),
+            Some(reason),
+            None,
+        ),
+    };
+    if let Some(c) = &cert
+        && exists(
+            tx,
+            "SELECT 1 FROM certificates WHERE serial = $1",
+            &c.serial,
+        )
+        .await?
+    {
+        // Checked before the request is inserted so that the error names the certificate.
+        return Err(conflict(
+            "certificate",
+            &c.serial,
+            "a certificate with this serial is already stored",
+        ));
+    }
+    let id: i64 = tx
+        .fetch_one(
+            "INSERT INTO requests (template, major, minor, principal, submitted_by, csr, status, submitted_at, decided_at, reason, serial) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            args![
+                r.template,
+                i64::from(r.template_version.major),
+                i64::from(r.template_version.minor),
+                r.principal,
+                r.submitted_by,
+                r.csr_der.as_slice(),
+                status.name(),
+                r.submitted_at,
+                decided_at,
+                reason,
+                cert.as_ref().map(|c| c.serial.clone()),
+            ],
+        )
+        .await?
+        .get("id")?;
+    if let Some(mut cert) = cert {
+        cert.request_id = Some(id);
+        insert_certificate(tx, &cert).await?;
+    }
+    Ok(id)
+}
+
+// ---- decoding rows --------------------------------------------------------------------------
+
+fn version(row: &Row) -> Result<Version, StoreError> {
+    let part = |col: &str| -> Result<u32, StoreError> {
+        let v: i64 = row.get(col)?;
+        u32::try_from(v).map_err(|_| {
+            StoreError::Corrupt(format!(
+                "template version part `{col}` is {v}, out of range"
+            ))
+        })
+    };
+    Ok(Version {
+        major: part("major")?,
+        minor: part("minor")?,
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    key: &str,
+    body: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(|e| {
+        StoreError::Corrupt(format!("{what} `{key}`: stored JSON does not parse: {e}"))
+    })
+}
+
+fn template_from(row: &Row) -> Result<Template, StoreError> {
+    let name: String = row.get("name")?;
+    from_json("template", &name, &row.get::<String, _>("body")?)
+}
+
+fn principal_from(row: &Row) -> Result<Principal, StoreError> {
+    let name: String = row.get("name")?;
+    from_json("principal", &name, &row.get::<String, _>("body")?)
+}
+
+fn request_from(row: &Row) -> Result<RequestRecord, StoreError> {
+    let id: i64 = row.get("id")?;
+    let status: String = row.get("status")?;
+    Ok(RequestRecord {
+        id,
+        template: row.get("template")?,
+        template_version: version(row)?,
+        principal: row.get("principal")?,
+        submitted_by: row.get("submitted_by")?,
+        csr_der: row.get("csr")?,
+        status: RequestStatus::parse(&status).ok_or_else(|| {
+            StoreError::Corrupt(format!("request {id}: unknown status `{status}`"))
+        })?,
+        submitted_at: row.get("submitted_at")?,
+        decided_at: row.get("decided_at")?,
+        decided_by: row.get("decided_by")?,
+        reason: row.get("reason")?,
+        serial: row.get("serial")?,
+    })
+}
+
+fn revocation_from(
+    serial: &str,
+    at: Option<i64>,
+    code: Option<i64>,
+) -> Result<Option<Revocation>, StoreError> {
+    match (at, code) {
+        (None, None) => Ok(None),
+        (Some(at), Some(code)) => {
+            let reason = u8::try_from(code)
+                .ok()
+                .and_then(RevocationReason::from_code)
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "certificate `{serial}`: unknown revocation reason code {code}"
+                    ))
+                })?;
+            Ok(Some(Revocation { at, reason }))
+        }
+        _ => Err(StoreError::Corrupt(format!(
+            "certificate `{serial}`: revocation time and reason must both be set or both be empty"
+        ))),
+    }
+}
+
+fn certificate_from(row: &Row) -> Result<CertificateRecord, StoreError> {
+    let serial: String = row.get("serial")?;
+    let revocation = revocation_from(
+        &serial,
+        row.get("revoked_at")?,
+        row.get("revocation_reason")?,
+    )?;
+    Ok(CertificateRecord {
+        sans: from_json(
+            "certificate SANs of",
+            &serial,
+            &row.get::<String, _>("sans")?,
+        )?,
+        template: row.get("template")?,
+        template_version: version(row)?,
+        principal: row.get("principal")?,
+        subject: row.get("subject")?,
+        key: row.get("key")?,
+        not_before: row.get("not_before")?,
+        not_after: row.get("not_after")?,
+        request_id: row.get("request_id")?,
+        der: row.get("der")?,
+        revocation,
+        serial,
+    })
+}
+
+fn crl_from(row: &Row) -> Result<CrlRecord, StoreError> {
+    Ok(CrlRecord {
+        issuer: row.get("issuer")?,
+        number: row.get("number")?,
+        base_number: row.get("base_number")?,
+        this_update: row.get("this_update")?,
+        next_update: row.get("next_update")?,
+        der: row.get("der")?,
+    })
+}
+
+fn entry_from(row: &Row) -> Result<AuditEntry, StoreError> {
+    let seq: i64 = row.get("seq")?;
+    let outcome: String = row.get("outcome")?;
+    Ok(AuditEntry {
+        seq,
+        event: AuditEvent {
+            at: row.get("at")?,
+            actor: row.get("actor")?,
+            source: row.get("source")?,
+            action: row.get("action")?,
+            object: row.get("object")?,
+            outcome: Outcome::parse(&outcome).ok_or_else(|| {
+                StoreError::Corrupt(format!("audit entry {seq}: unknown outcome `{outcome}`"))
+            })?,
+            details: row.get("details")?,
+        },
+        prev_hash: row.get("prev_hash")?,
+        hash: row.get("hash")?,
+    })
+}
+
+fn all<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T, StoreError>) -> Result<Vec<T>, StoreError> {
+    rows.iter().map(f).collect()
+}
+
+fn names(rows: Vec<Row>, col: &str) -> Result<Vec<String>, StoreError> {
+    rows.iter().map(|r| r.get(col)).collect()
+}
+
+// ---- fingerprint ----------------------------------------------------------------------------
+
+/// How a dumped column is read.
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Text,
+    Blob,
+}
+
+use Kind::{Blob as B, Int as I, Text as T};
+
+/// Every table, every column, in a fixed row order. A new table or column must be added here.
+const DUMP: &[(&str, &[Kind])] = &[
+    (
+        "SELECT name, major, minor, body FROM templates ORDER BY name",
+        &[T, I, I, T],
+    ),
+    (
+        "SELECT id, name, major, minor, body, stored_at FROM template_history ORDER BY id",
+        &[I, T, I, I, T, I],
+    ),
+    (
+        "SELECT name, kind, body FROM principals ORDER BY name",
+        &[T, T, T],
+    ),
+    ("SELECT name FROM groups ORDER BY name", &[T]),
+    (
+        "SELECT group_name, principal FROM memberships ORDER BY group_name, principal",
+        &[T, T],
+    ),
+    (
+        concat!("SELECT ", request_cols!(), " FROM requests ORDER BY id"),
+        &[I, T, I, I, T, T, B, T, I, I, T, T, T],
+    ),
+    (
+        concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates ORDER BY serial"
+        ),
+        &[T, T, I, I, T, T, T, T, I, I, I, B, I, I],
+    ),
+    (
+        concat!("SELECT ", crl_cols!(), " FROM crls ORDER BY issuer, number"),
+        &[T, I, I, I, I, B],
+    ),
+    (
+        concat!("SELECT ", audit_cols!(), " FROM audit ORDER BY seq"),
+        &[I, I, T, T, T, T, T, T, T, T],
+    ),
+    (
+        "SELECT id, seq, hash FROM audit_head ORDER BY id",
+        &[I, I, T],
+    ),
+];
+
+/// Feeds one value into the digest: a tag (null, int, text, blob), then a length-prefixed
+/// encoding, so that no two different dumps hash the same input.
+fn digest_value(
+    ctx: &mut aws_lc_rs::digest::Context,
+    row: &Row,
+    i: usize,
+    kind: Kind,
+) -> Result<(), StoreError> {
+    let bytes: Option<Vec<u8>> = match kind {
+        Kind::Int => row
+            .get::<Option<i64>, _>(i)?
+            .map(|v| v.to_be_bytes().to_vec()),
+        Kind::Text => row.get::<Option<String>, _>(i)?.map(String::into_bytes),
+        Kind::Blob => row.get::<Option<Vec<u8>>, _>(i)?,
+    };
+    match bytes {
+        None => ctx.update(b"N"),
+        Some(b) => {
+            ctx.update(match kind {
+                Kind::Int => b"I",
+                Kind::Text => b"T",
+                Kind::Blob => b"B",
+            });
+            ctx.update(&(b.len() as u64).to_be_bytes());
+            ctx.update(&b);
+        }
+    }
+    Ok(())
+}
+
+// ---- the trait ------------------------------------------------------------------------------
+
+#[async_trait]
+impl<B> Store for SqlStore<B> {
+    async fn apply(&self, changes: Vec<Change>) -> Result<Vec<Applied>, StoreError> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Any `?` below drops `tx`, which rolls the whole batch back.
+        let mut tx = self.db.begin().await?;
+        let head = tx.audit_head().await?;
+        let start: i64 = head.get("seq")?;
+        let mut chain = Chain {
+            seq: start,
+            hash: head.get("hash")?,
+        };
+        let mut out = Vec::with_capacity(changes.len());
+        for change in changes {
+            out.push(apply_one(&mut tx, &mut chain, change).await?);
+        }
+        if chain.seq != start {
+            tx.exec(
+                "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+                args![chain.seq, chain.hash],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn template(&self, name: &str) -> Result<Option<Template>, StoreError> {
+        self.db
+            .fetch_optional(
+                "SELECT name, body FROM templates WHERE name = $1",
+                args![name],
+            )
+            .await?
+            .as_ref()
+            .map(template_from)
+            .transpose()
+    }
+
+    async fn templates(&self) -> Result<Vec<Template>, StoreError> {
+        all(
+            self.db
+                .fetch_all("SELECT name, body FROM templates ORDER BY name", vec![])
+                .await?,
+            template_from,
+        )
+    }
+
+    async fn template_history(&self, name: &str) -> Result<Vec<Template>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT name, body FROM template_history WHERE name = $1 ORDER BY id",
+                args![name],
+            )
+            .await?;
+        all(rows, template_from)
+    }
+
+    async fn principal(&self, name: &str) -> Result<Option<Principal>, StoreError> {
+        self.db
+            .fetch_optional(
+                "SELECT name, body FROM principals WHERE name = $1",
+                args![name],
+            )
+            .await?
+            .as_ref()
+            .map(principal_from)
+            .transpose()
+    }
+
+    async fn principals(&self) -> Result<Vec<Principal>, StoreError> {
+        all(
+            self.db
+                .fetch_all("SELECT name, body FROM principals ORDER BY name", vec![])
+                .await?,
+            principal_from,
+        )
+    }
+
+    async fn group(&self, name: &str) -> Result<Option<Group>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional("SELECT name FROM groups WHERE name = $1", args![name])
+            .await?;
+        row.map(|r| {
+            Ok(Group {
+                name: r.get("name")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn groups(&self) -> Result<Vec<Group>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all("SELECT name FROM groups ORDER BY name", vec![])
+            .await?;
+        Ok(names(rows, "name")?
+            .into_iter()
+            .map(|name| Group { name })
+            .collect())
+    }
+
+    async fn members(&self, group: &str) -> Result<Vec<String>, StoreError> {
+        names(
+            self.db
+                .fetch_all(
+                    "SELECT principal FROM memberships WHERE group_name = $1 ORDER BY principal",
+                    args![group],
+                )
+                .await?,
+            "principal",
+        )
+    }
+
+    async fn groups_of(&self, principal: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT group_name FROM memberships WHERE principal = $1 ORDER BY group_name",
+                args![principal],
+            )
+            .await?;
+        names(rows, "group_name")
+    }
+
+    async fn request(&self, id: i64) -> Result<Option<RequestRecord>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                concat!("SELECT ", request_cols!(), " FROM requests WHERE id = $1"),
+                args![id],
+            )
+            .await?;
+        row.as_ref().map(request_from).transpose()
+    }
+
+    async fn requests(
+        &self,
+        status: Option<RequestStatus>,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    request_cols!(),
+                    " FROM requests WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC"
+                ),
+                args![status.map(|s| s.name().to_string())],
+            )
+            .await?;
+        all(rows, request_from)
+    }
+
+    async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
+        let row = self
+            .db
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    cert_cols!(),
+                    " FROM certificates WHERE serial = $1"
+                ),
+                args![serial],
+            )
+            .await?;
+        row.as_ref().map(certificate_from).transpose()
+    }
+
+    async fn certificates(
+        &self,
+        filter: &CertFilter,
+    ) -> Result<Vec<CertificateRecord>, StoreError> {
+        // Built from fixed fragments only (values are bound), so that each filter gets a plan that
+        // can use its index; `($1 IS NULL OR …)` would defeat them.
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            cert_cols!(),
+            " FROM certificates WHERE 1 = 1"
+        ));
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |fragment: &str, value: Arg| {
+            args.push(value);
+            sql.push_str(&fragment.replace("$?", &format!("${}", args.len())));
+        };
+        if let Some(t) = &filter.template {
+            push(" AND template = $?", t.into());
+        }
+        if let Some(p) = &filter.principal {
+            push(" AND principal = $?", p.into());
+        }
+        if let Some(before) = filter.expiring_before {
+            push(" AND not_after < $? AND revoked_at IS NULL", before.into());
+        }
+        if filter.revoked_only {
+            sql.push_str(" AND revoked_at IS NOT NULL");
+        }
+        sql.push_str(" ORDER BY not_after, serial");
+        all(
+            self.db.fetch_all(sqlx::AssertSqlSafe(sql), args).await?,
+            certificate_from,
+        )
+    }
+
+    async fn revocations(
+        &self,
+        since: Option<UnixTime>,
+    ) -> Result<Vec<(String, Revocation)>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                "SELECT serial, revoked_at, revocation_reason FROM certificates \
+                 WHERE revoked_at IS NOT NULL AND ($1 IS NULL OR revoked_at >= $1) ORDER BY revoked_at, serial",
+                args![since],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let serial: String = r.get("serial")?;
+                let rev =
+                    revocation_from(&serial, r.get("revoked_at")?, r.get("revocation_reason")?)?
+                        .ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "certificate `{serial}`: listed as revoked without a revocation"
+                            ))
+                        })?;
+                Ok((serial, rev))
+            })
+            .collect()
+    }
+
+    async fn latest_crl(&self, issuer: &str, delta: bool) -> Result<Option<CrlRecord>, StoreError> {
+        let sql = if delta {
+            concat!(
+                "SELECT ",
+                crl_cols!(),
+                " FROM crls WHERE issuer = $1 AND base_number IS NOT NULL ORDER BY number DESC LIMIT 1"
+            )
+        } else {
+            concat!(
+                "SELECT ",
+                crl_cols!(),
+                " FROM crls WHERE issuer = $1 AND base_number IS NULL ORDER BY number DESC LIMIT 1"
+            )
+        };
+        self.db
+            .fetch_optional(sql, args![issuer])
+            .await?
+            .as_ref()
+            .map(crl_from)
+            .transpose()
+    }
+
+    async fn max_crl_number(&self, issuer: &str) -> Result<i64, StoreError> {
+        let n: Option<i64> = self
+            .db
+            .fetch_one(
+                "SELECT MAX(number) AS n FROM crls WHERE issuer = $1",
+                args![issuer],
+            )
+            .await?
+            .get("n")?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+        // PostgreSQL refuses a negative LIMIT; SQLite reads it as "no limit". Agree on "nothing".
+        let rows = self
+            .db
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    audit_cols!(),
+                    " FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+                ),
+                args![after, limit.max(0)],
+            )
+            .await?;
+        all(rows, entry_from)
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let row = self
+            .db
+            .fetch_one("SELECT seq, hash FROM audit_head WHERE id = 1", vec![])
+            .await?;
+        let seq: i64 = row.get("seq")?;
+        Ok((seq > 0)
+            .then(|| row.get("hash"))
+            .transpose()?
+            .map(|hash| (seq, hash)))
+    }
+
+    async fn fingerprint(&self) -> Result<String, StoreError> {
+        // Reads every row into memory: meant for tests and small stores.
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for (sql, kinds) in DUMP {
+            ctx.update(&(sql.len() as u64).to_be_bytes());
+            ctx.update(sql.as_bytes());
+            for row in self.db.fetch_all(*sql, vec![]).await? {
+                ctx.update(b"R");
+                for (i, kind) in kinds.iter().enumerate() {
+                    digest_value(&mut ctx, &row, i, *kind)?;
+                }
+            }
+        }
+        Ok(hex(ctx.finish().as_ref()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
