@@ -103,7 +103,8 @@ fn passphrase_protected_keys() {
             s(&p),
             "-passin",
             "pass:correct horse battery staple",
-            "-noout",
+            "-out",
+            "/dev/null",
         ])
         .expect("openssl");
         assert_eq!(o.status, 0, "openssl cannot decrypt {k}: {}", o.stderr);

@@ -30,7 +30,7 @@ pub enum TemplateCmd {
     Set {
         name: String,
         #[command(flatten)]
-        fields: SetFields,
+        fields: Box<SetFields>,
     },
     /// Make a template usable on this CA.
     Publish { name: String },
@@ -212,7 +212,7 @@ pub async fn run(ctx: &Ctx, c: TemplateCmd) -> Result<()> {
             );
         }
         TemplateCmd::Set { name, fields } => {
-            let t = site.template_set(&name, &fields.edits(), &who).await?;
+            let t = site.template_set(&name, &(*fields).edits(), &who).await?;
             println!("template `{}` is now v{}", t.name, t.version);
         }
         TemplateCmd::Publish { name } => {
