@@ -4,7 +4,7 @@
 
 use crate::error::{CaError, refuse};
 use crate::site::{BACKDATE, CaCert, Site};
-use crate::{Actor, audit_event};
+use crate::{Actor, audit_event, key_use_event};
 use fleetpki_model::UnixTime;
 use fleetpki_model::audit::Outcome;
 use fleetpki_model::directory::{Principal, PrincipalKind};
@@ -374,13 +374,21 @@ impl Site {
             now,
             None,
         )?;
-        let issue_event = issue_event(actor, &certificate, self.issuer());
+        let audit = vec![
+            submit_event("issued"),
+            issue_event(actor, &certificate, self.issuer()),
+            key_use_event(
+                actor,
+                self.issuer(),
+                format!("certificate {}", certificate.serial),
+            ),
+        ];
         let applied = self
             .committer
             .apply(vec![Change::SubmitRequest {
                 request,
                 decision: Decision::Issue(Box::new(certificate.clone())),
-                audit: vec![submit_event("issued"), issue_event],
+                audit,
             }])
             .await?;
         let request_id = request_id(&applied)?;
@@ -444,6 +452,11 @@ impl Site {
                 format!("serial {}", certificate.serial),
             ),
             issue_event(actor, &certificate, self.issuer()),
+            key_use_event(
+                actor,
+                self.issuer(),
+                format!("certificate {}", certificate.serial),
+            ),
         ];
         self.committer
             .apply(vec![Change::DecideRequest {

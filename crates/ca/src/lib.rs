@@ -37,6 +37,17 @@ impl Actor {
     }
 }
 
+/// A CA key signed something: recorded beside the change it signed.
+pub(crate) fn key_use_event(actor: &Actor, ca: &site::CaCert, what: String) -> AuditEvent {
+    audit_event(
+        actor,
+        "key.use",
+        &format!("{} key", ca.role.name()),
+        Outcome::Success,
+        format!("{} signed {what}", ca.info.subject),
+    )
+}
+
 pub(crate) fn audit_event(
     actor: &Actor,
     action: &str,

@@ -4,7 +4,7 @@
 use crate::error::{CaError, refuse};
 use crate::keys::KeyRole;
 use crate::site::Site;
-use crate::{Actor, audit_event};
+use crate::{Actor, audit_event, key_use_event};
 use fleetpki_model::audit::Outcome;
 use fleetpki_model::duration::parse_duration;
 use fleetpki_model::record::{CrlRecord, Revocation, RevocationReason};
@@ -161,11 +161,15 @@ impl Site {
                 fleetpki_model::fmt_time(now + lifetime)
             ),
         );
+        let key_use = key_use_event(actor, ca, format!("{kind} CRL #{number}"));
         self.store
-            .apply(vec![Change::PublishCrl {
-                crl: record.clone(),
-                audit,
-            }])
+            .apply(vec![
+                Change::PublishCrl {
+                    crl: record.clone(),
+                    audit,
+                },
+                Change::Audit(key_use),
+            ])
             .await?;
         Ok(record)
     }

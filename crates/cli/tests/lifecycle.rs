@@ -503,3 +503,70 @@ fn postgres_admin_url() -> Option<String> {
         }
     }
 }
+
+#[test]
+fn validity_never_exceeds_the_issuer_and_inventory_filters() {
+    let site = Site::two_tier();
+    site.ok(&["template", "duplicate", "Workstation", "Long WS"]);
+    site.ok(&["template", "set", "Long WS", "--validity", "30y"]);
+    site.enable("Long WS", "Workstations");
+    site.enable("Workstation", "Workstations");
+    let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
+    let long = site.path("long.pem");
+    site.ok(&[
+        "request",
+        "submit",
+        "--template",
+        "Long WS",
+        "--as",
+        "PC1",
+        "--csr",
+        s(&csr),
+        "--out",
+        s(&long),
+    ]);
+    site.ok(&[
+        "request",
+        "submit",
+        "--template",
+        "Workstation",
+        "--as",
+        "PC1",
+        "--csr",
+        s(&csr),
+    ]);
+    let end = |p: &str| {
+        kit::openssl(&["x509", "-in", p, "-noout", "-enddate"])
+            .expect("enddate")
+            .stdout
+    };
+    assert_eq!(
+        end(s(&long)),
+        end(s(&site.path("ca/issuing.pem"))),
+        "a 30-year template is cut to the issuing CA's notAfter"
+    );
+
+    let count = |args: &[&str]| site.json(args).as_array().map(Vec::len).expect("array");
+    assert_eq!(count(&["cert", "list"]), 2);
+    assert_eq!(
+        count(&["cert", "list", "--expiring-within", "400d"]),
+        1,
+        "only the one-year certificate"
+    );
+    assert_eq!(count(&["cert", "list", "--template", "Long WS"]), 1);
+    assert_eq!(count(&["cert", "list", "--principal", "PC1"]), 2);
+    assert_eq!(count(&["cert", "list", "--principal", "SRV1"]), 0);
+    assert_eq!(count(&["cert", "list", "--revoked"]), 0);
+
+    let audit = site.json(&["audit", "list"]);
+    let key_uses = audit
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter(|e| e["action"] == "key.use")
+        .count();
+    assert_eq!(
+        key_uses, 2,
+        "each signature by the issuing CA is audited as a key use"
+    );
+}
