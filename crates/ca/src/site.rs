@@ -176,7 +176,8 @@ impl Site {
         let (root, intermediates, issuing) = match opts.ca {
             CaSource::Generate { key_type, two_tier } => {
                 let root_key = PrivateKey::generate(key_type)?;
-                let root = self_signed_ca(
+                let root = self_signed(
+                    KeyRole::Root,
                     &root_key,
                     &[
                         ("CN", &format!("fleetpki {code} Root CA")),
@@ -264,7 +265,8 @@ impl Site {
         };
 
         let signing_key = PrivateKey::generate(KeyType::EcdsaP256)?;
-        let signing = self_signed_leaf(
+        let signing = self_signed(
+            KeyRole::SiteSigning,
             &signing_key,
             &[
                 ("CN", &format!("Site Server Signing Certificate {code}")),
@@ -456,12 +458,16 @@ impl Site {
     }
 }
 
-fn self_signed_ca(
+/// A self-signed certificate: the root CA (`KeyRole::Root`) or the site signing certificate,
+/// which is never a CA and only signs policy.
+fn self_signed(
+    role: KeyRole,
     key: &PrivateKey,
     subject: &[(&str, &str)],
     validity: i64,
     now: i64,
 ) -> Result<CaCert, CaError> {
+    let is_ca = role == KeyRole::Root;
     let params = CertParams {
         serial: serial::random()?,
         subject: name::build(subject)?,
@@ -469,13 +475,17 @@ fn self_signed_ca(
         spki_der: key.public_key_der(),
         not_before: now - BACKDATE,
         not_after: now + validity,
-        key_usage: vec![
-            KeyUsageBit::DigitalSignature,
-            KeyUsageBit::KeyCertSign,
-            KeyUsageBit::CrlSign,
-        ],
+        key_usage: if is_ca {
+            vec![
+                KeyUsageBit::DigitalSignature,
+                KeyUsageBit::KeyCertSign,
+                KeyUsageBit::CrlSign,
+            ]
+        } else {
+            vec![KeyUsageBit::DigitalSignature]
+        },
         ekus: vec![],
-        ca: Some(None),
+        ca: is_ca.then_some(None),
         urls: IssuerUrls {
             crl: None,
             ocsp: None,
@@ -483,33 +493,7 @@ fn self_signed_ca(
         },
     };
     let der = cert::issue(&params, None, &key.signer(HashAlg::Sha256))?;
-    CaCert::from_der(KeyRole::Root, der)
-}
-
-fn self_signed_leaf(
-    key: &PrivateKey,
-    subject: &[(&str, &str)],
-    validity: i64,
-    now: i64,
-) -> Result<CaCert, CaError> {
-    let params = CertParams {
-        serial: serial::random()?,
-        subject: name::build(subject)?,
-        sans: vec![],
-        spki_der: key.public_key_der(),
-        not_before: now - BACKDATE,
-        not_after: now + validity,
-        key_usage: vec![KeyUsageBit::DigitalSignature],
-        ekus: vec![],
-        ca: None,
-        urls: IssuerUrls {
-            crl: None,
-            ocsp: None,
-            ca_issuers: None,
-        },
-    };
-    let der = cert::issue(&params, None, &key.signer(HashAlg::Sha256))?;
-    CaCert::from_der(KeyRole::SiteSigning, der)
+    CaCert::from_der(role, der)
 }
 
 #[allow(clippy::too_many_arguments)]

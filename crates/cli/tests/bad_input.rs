@@ -285,26 +285,31 @@ fn catalogue() {
     }
 }
 
-#[test]
-fn edited_or_deleted_audit_entry_is_detected() {
-    let site = setup();
-    let ok = site.ok(&["audit", "verify"]);
-    assert!(ok.contains("hash chain verified"), "{ok}");
+/// Runs `sql` on the site's SQLite database behind fleetpki's back.
+fn tamper(site: &Site, sql: &'static str) {
     let url = site.db_url();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("rt");
-    let exec = |sql: &'static str| {
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&url)
-                .await
-                .expect("connect");
-            sqlx::query(sql).execute(&mut c).await.expect("tamper");
-        })
-    };
-    exec("UPDATE audit SET details = 'nothing to see here' WHERE seq = 3");
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("connect");
+        sqlx::query(sql).execute(&mut c).await.expect("tamper");
+    });
+}
+
+#[test]
+fn edited_or_deleted_audit_entry_is_detected() {
+    let site = setup();
+    let ok = site.ok(&["audit", "verify"]);
+    assert!(ok.contains("hash chain verified"), "{ok}");
+    tamper(
+        &site,
+        "UPDATE audit SET details = 'nothing to see here' WHERE seq = 3",
+    );
     let err = site.fails(&["audit", "verify"]);
     assert!(
         err.contains("entry 3: its hash does not match its contents"),
@@ -312,17 +317,15 @@ fn edited_or_deleted_audit_entry_is_detected() {
     );
 
     let site = setup();
-    let url = site.db_url();
-    let exec = |sql: &'static str| {
-        rt.block_on(async {
-            use sqlx::Connection;
-            let mut c = sqlx::SqliteConnection::connect(&url)
-                .await
-                .expect("connect");
-            sqlx::query(sql).execute(&mut c).await.expect("tamper");
-        })
-    };
-    exec("DELETE FROM audit WHERE seq = 2");
+    tamper(&site, "DELETE FROM audit WHERE seq = 2");
     let err = site.fails(&["audit", "verify"]);
     assert!(err.contains("an entry was deleted"), "{err}");
+
+    let site = setup();
+    tamper(
+        &site,
+        "DELETE FROM audit WHERE seq = (SELECT MAX(seq) FROM audit)",
+    );
+    let err = site.fails(&["audit", "verify"]);
+    assert!(err.contains("deleted from the end"), "{err}");
 }

@@ -110,16 +110,7 @@ fn passphrase_protected_keys() {
         assert_eq!(o.status, 0, "openssl cannot decrypt {k}: {}", o.stderr);
     }
     assert!(!site.path("secrets/kek").exists());
-    site.ok(&["directory", "add-group", "Workstations"]);
-    site.ok(&[
-        "directory",
-        "add-computer",
-        "PC1",
-        "--dns",
-        "pc1.fleet.test",
-        "--group",
-        "Workstations",
-    ]);
+    site.add_pc1();
     site.enable("Workstation", "Workstations");
     let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
     let submit = [
@@ -237,31 +228,10 @@ fn imported_root_and_imported_issuing_ca() {
         "--import-key",
         &w("root.key"),
     ]);
-    site.ok(&["directory", "add-group", "Workstations"]);
-    site.ok(&[
-        "directory",
-        "add-computer",
-        "PC1",
-        "--dns",
-        "pc1.fleet.test",
-        "--group",
-        "Workstations",
-    ]);
+    site.add_pc1();
     site.enable("Workstation", "Workstations");
     let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
-    let leaf = site.path("pc.pem");
-    site.ok(&[
-        "request",
-        "submit",
-        "--template",
-        "Workstation",
-        "--as",
-        "PC1",
-        "--csr",
-        s(&csr),
-        "--out",
-        s(&leaf),
-    ]);
+    let leaf = site.issue("Workstation", "PC1", &csr, "pc.pem");
     let root = std::fs::read_to_string(w("root.pem")).expect("root");
     let v = kit::openssl_verify(
         &root,
@@ -329,19 +299,7 @@ fn imported_root_and_imported_issuing_ca() {
         "/CN=srv1.fleet.test",
         &[],
     );
-    let leaf = site.path("srv.pem");
-    site.ok(&[
-        "request",
-        "submit",
-        "--template",
-        "WebServer",
-        "--as",
-        "SRV1",
-        "--csr",
-        s(&csr),
-        "--out",
-        s(&leaf),
-    ]);
+    let leaf = site.issue("WebServer", "SRV1", &csr, "srv.pem");
     let inter = std::fs::read_to_string(w("inter.pem")).expect("inter");
     let v = kit::openssl_verify(
         &root,
@@ -442,31 +400,10 @@ fn site_on_postgresql() {
     let site = Site::empty();
     site.ok(&["init", "--site-code", "PG1", "--two-tier", "--db", &url]);
     assert!(!site.path("fleetpki.db").exists());
-    site.ok(&["directory", "add-group", "Workstations"]);
-    site.ok(&[
-        "directory",
-        "add-computer",
-        "PC1",
-        "--dns",
-        "pc1.fleet.test",
-        "--group",
-        "Workstations",
-    ]);
+    site.add_pc1();
     site.enable("Workstation", "Workstations");
     let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
-    let leaf = site.path("pc.pem");
-    site.ok(&[
-        "request",
-        "submit",
-        "--template",
-        "Workstation",
-        "--as",
-        "PC1",
-        "--csr",
-        s(&csr),
-        "--out",
-        s(&leaf),
-    ]);
+    site.issue("Workstation", "PC1", &csr, "pc.pem");
     let serial = site.json(&["cert", "list"])[0]["serial"]
         .as_str()
         .expect("serial")
@@ -512,19 +449,7 @@ fn validity_never_exceeds_the_issuer_and_inventory_filters() {
     site.enable("Long WS", "Workstations");
     site.enable("Workstation", "Workstations");
     let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
-    let long = site.path("long.pem");
-    site.ok(&[
-        "request",
-        "submit",
-        "--template",
-        "Long WS",
-        "--as",
-        "PC1",
-        "--csr",
-        s(&csr),
-        "--out",
-        s(&long),
-    ]);
+    let long = site.issue("Long WS", "PC1", &csr, "long.pem");
     site.ok(&[
         "request",
         "submit",

@@ -136,6 +136,38 @@ impl Site {
         })
     }
 
+    /// Group Workstations with computer PC1 (pc1.fleet.test) in it, for sites made with `empty`.
+    pub fn add_pc1(&self) {
+        self.ok(&["directory", "add-group", "Workstations"]);
+        self.ok(&[
+            "directory",
+            "add-computer",
+            "PC1",
+            "--dns",
+            "pc1.fleet.test",
+            "--group",
+            "Workstations",
+        ]);
+    }
+
+    /// Submits `csr` and writes the issued certificate to `out` (in the site dir); returns its path.
+    pub fn issue(&self, template: &str, principal: &str, csr: &Path, out: &str) -> PathBuf {
+        let path = self.path(out);
+        self.ok(&[
+            "request",
+            "submit",
+            "--template",
+            template,
+            "--as",
+            principal,
+            "--csr",
+            s(csr),
+            "--out",
+            s(&path),
+        ]);
+        path
+    }
+
     /// Publishes and grants Enroll on `template` to `group`.
     pub fn enable(&self, template: &str, group: &str) {
         self.ok(&["template", "grant", template, "--group", group, "--enroll"]);
