@@ -239,14 +239,9 @@ impl Issuance<'_> {
     }
 
     /// Signs the certificate for a checked request.
-    pub fn sign(
-        &self,
-        csr: &Csr,
-        plan: NamePlan,
-        signer: &dyn Signer,
-        now: UnixTime,
-        request_id: Option<i64>,
-    ) -> Result<CertificateRecord, CaError> {
+    /// The certificate the CA would sign for a checked request, checked against the template's
+    /// role profile (if any) before any key is used.
+    pub fn prepare(&self, csr: &Csr, plan: NamePlan, now: UnixTime) -> Result<CertParams, CaError> {
         let not_before = (now - BACKDATE).max(self.issuer.info.not_before);
         let not_after = (now + self.template.validity).min(self.issuer.info.not_after);
         if not_after <= now {
@@ -255,9 +250,8 @@ impl Issuance<'_> {
                 format!("the issuing CA {} has expired", self.issuer.info.subject),
             ));
         }
-        let serial = serial::random()?;
         let params = CertParams {
-            serial: serial.clone(),
+            serial: serial::random()?,
             subject: plan.subject,
             sans: plan.sans,
             spki_der: csr.spki_der.clone(),
@@ -268,17 +262,38 @@ impl Issuance<'_> {
             ca: None,
             urls: self.urls.clone(),
         };
+        crate::profile::enforce_issuance(
+            self.template,
+            self.principal,
+            &params,
+            &self.issuer.info.key,
+            now,
+        )?;
+        Ok(params)
+    }
+
+    /// Prepares and signs the certificate for a checked request.
+    pub fn sign(
+        &self,
+        csr: &Csr,
+        plan: NamePlan,
+        signer: &dyn Signer,
+        now: UnixTime,
+        request_id: Option<i64>,
+    ) -> Result<CertificateRecord, CaError> {
+        let params = self.prepare(csr, plan, now)?;
+        let serial = &params.serial;
         let der = cert::issue(&params, Some(&self.issuer.cert), signer)?;
         Ok(CertificateRecord {
-            serial: serial::to_hex(&serial),
+            serial: serial::to_hex(serial),
             template: self.template.name.clone(),
             template_version: self.template.version,
             principal: self.principal.name.clone(),
             subject: name::to_string(&params.subject),
             sans: params.sans.iter().map(san_text).collect(),
             key: csr.key.to_string(),
-            not_before,
-            not_after,
+            not_before: params.not_before,
+            not_after: params.not_after,
             request_id,
             der,
             revocation: None,
@@ -355,6 +370,8 @@ impl Site {
             )
         };
         if template.require_approval {
+            // A request that could never be issued is refused now, not after an approval.
+            job.prepare(&csr, plan, now)?;
             let applied = self
                 .committer
                 .apply(vec![Change::SubmitRequest {

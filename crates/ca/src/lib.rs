@@ -11,6 +11,7 @@ pub mod error;
 pub mod inventory;
 pub mod issuance;
 pub mod keys;
+mod profile;
 pub mod revocation;
 pub mod site;
 pub mod templates;

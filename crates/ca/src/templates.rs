@@ -35,6 +35,7 @@ impl Site {
         actor: &Actor,
     ) -> Result<Template, CaError> {
         template.validate()?;
+        crate::profile::enforce_template(&template)?;
         let audit = audit_event(actor, action, &template.name, Outcome::Success, details);
         self.store
             .apply(vec![Change::PutTemplate {

@@ -48,6 +48,8 @@ enum Command {
     /// Certificate revocation lists.
     #[command(subcommand)]
     Crl(cmd::crl::CrlCmd),
+    /// Check a certificate file against a role requirement profile (seed 002).
+    Check(cmd::check::CheckArgs),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
@@ -80,18 +82,23 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(cli)) {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+    match rt.block_on(run(cli)) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+/// Runs the command; the exit code is 0 unless the command defines its own (`check`).
+async fn run(cli: Cli) -> Result<i32> {
     let ctx = cmd::Ctx {
         dir: cli.dir,
         passphrase_file: cli.passphrase_file,
     };
-    match cli.command {
+    let done = match cli.command {
+        Command::Check(a) => return cmd::check::run(a),
         Command::Init(a) => cmd::init::run(&ctx, a).await,
         Command::Quickstart(a) => cmd::quickstart::run(a).await,
         Command::Ca(c) => cmd::ca::run(&ctx, c).await,
@@ -101,5 +108,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Cert(c) => cmd::cert::run(&ctx, c).await,
         Command::Crl(c) => cmd::crl::run(&ctx, c).await,
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
-    }
+    };
+    done.map(|()| 0)
 }

@@ -251,6 +251,10 @@ pub const SETTABLE_FIELDS: &[(&str, &str)] = &[
     ("renewal-period", "duration before expiry: 6w, 42d"),
     ("exportable", "true or false"),
     ("require-approval", "true or false"),
+    (
+        "profile",
+        "a role requirement profile (fleetpki check --list-profiles), or `none`",
+    ),
 ];
 
 impl Template {
@@ -509,6 +513,26 @@ impl Template {
             "renewal-period" => self.renewal_period = parse_duration(&f, value)?,
             "exportable" => self.exportable = parse_bool(&f, value)?,
             "require-approval" => self.require_approval = parse_bool(&f, value)?,
+            "profile" => {
+                let v = value.trim();
+                self.profile = match v {
+                    "" | "none" => None,
+                    p if p.len() <= 64
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') =>
+                    {
+                        Some(p.to_string())
+                    }
+                    p => {
+                        return Err(FieldError::new(
+                            f,
+                            format!(
+                                "`{p}` is not a profile name (lower-case letters, digits and hyphens)"
+                            ),
+                        ));
+                    }
+                };
+            }
             other => {
                 return Err(FieldError::new(
                     format!("template.{other}"),

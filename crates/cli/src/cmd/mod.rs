@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod ca;
 pub mod cert;
+pub mod check;
 pub mod crl;
 pub mod directory;
 pub mod init;

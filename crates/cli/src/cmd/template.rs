@@ -97,6 +97,9 @@ pub struct SetFields {
     exportable: Option<String>,
     #[arg(long)]
     require_approval: Option<String>,
+    /// Bind a role requirement profile (seed 002); `none` unbinds.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 impl SetFields {
@@ -117,6 +120,7 @@ impl SetFields {
             ("renewal-period", self.renewal_period),
             ("exportable", self.exportable),
             ("require-approval", self.require_approval),
+            ("profile", self.profile),
         ];
         debug_assert_eq!(given.len(), SETTABLE_FIELDS.len());
         given
