@@ -97,19 +97,7 @@ fn every_base_template_and_amt_issue_lint_clean_and_verify() {
         ),
     ];
     for (i, (template, principal, csr, eku)) in cases.iter().enumerate() {
-        let out = site.path(&format!("leaf{i}.pem"));
-        site.ok(&[
-            "request",
-            "submit",
-            "--template",
-            template,
-            "--as",
-            principal,
-            "--csr",
-            s(csr),
-            "--out",
-            s(&out),
-        ]);
+        let out = site.issue(template, principal, csr, &format!("leaf{i}.pem"));
         let pem = std::fs::read_to_string(&out).expect("leaf");
         let v = verify_ok(&site, &pem, None);
         assert_eq!(

@@ -552,19 +552,7 @@ fn certificates_from_bound_templates_pass_their_profile_and_pkilint() {
         };
         site.enable(&name, group);
         let csr = openssl_csr(site.dir.path(), &format!("p{i}"), key, subj, &[]);
-        let out = site.path(&format!("p{i}.pem"));
-        site.ok(&[
-            "request",
-            "submit",
-            "--template",
-            &name,
-            "--as",
-            principal,
-            "--csr",
-            s(&csr),
-            "--out",
-            s(&out),
-        ]);
+        let out = site.issue(&name, principal, &csr, &format!("p{i}.pem"));
         let mut file = out.display().to_string();
         if der {
             let d = site.path(&format!("p{i}.der"));

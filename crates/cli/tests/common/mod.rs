@@ -34,18 +34,10 @@ impl Site {
             "--base-url",
             "http://pki.fleet.test",
         ]);
-        for g in ["Workstations", "Servers", "Users"] {
+        s.add_pc1();
+        for g in ["Servers", "Users"] {
             s.ok(&["directory", "add-group", g]);
         }
-        s.ok(&[
-            "directory",
-            "add-computer",
-            "PC1",
-            "--dns",
-            "pc1.fleet.test",
-            "--group",
-            "Workstations",
-        ]);
         s.ok(&[
             "directory",
             "add-computer",
