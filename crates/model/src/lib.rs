@@ -9,6 +9,7 @@ pub mod duration;
 pub mod error;
 pub mod oid;
 pub mod record;
+pub mod site;
 pub mod template;
 
 pub use error::FieldError;

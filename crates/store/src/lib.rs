@@ -21,6 +21,9 @@ use fleetpki_model::directory::{Group, Principal};
 use fleetpki_model::record::{
     CertFilter, CertificateRecord, CrlRecord, NewRequest, RequestRecord, RequestStatus, Revocation,
 };
+use fleetpki_model::site::{
+    ClientRecord, ClientStatus, EnrollToken, NewStatusMessage, StatusFilter, StatusMessage,
+};
 use fleetpki_model::template::Template;
 use std::sync::Arc;
 
@@ -40,6 +43,7 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Inserts or replaces a template by name and appends the new version to its history.
+    /// Templates (with their grants) are the site's policy: this also raises the policy version.
     PutTemplate {
         template: Template,
         audit: AuditEvent,
@@ -93,6 +97,48 @@ pub enum Change {
     PublishCrl { crl: CrlRecord, audit: AuditEvent },
     /// An event with no other state change (key use, a failed attempt worth keeping).
     Audit(AuditEvent),
+    /// Raises the policy version without another change (e.g. after group memberships changed
+    /// who holds a grant, or to make every client fetch policy again).
+    BumpPolicy { audit: AuditEvent },
+    /// Stores a client's state message (fallback status point). Telemetry from unauthenticated
+    /// senders, so it carries no audit event and leaves the audit chain alone. NUL characters,
+    /// which PostgreSQL cannot store in text, are replaced with U+FFFD in every field so that
+    /// both backends keep the same message.
+    RecordStatus { message: NewStatusMessage },
+    /// Registers a client with the management point. Registering a name again with the same
+    /// `identity_sha256` is a no-op (the stored record, including its status, is kept and no
+    /// audit event is written: clients re-register freely). `Conflict` if the name is
+    /// registered with a different identity, or the identity under another name.
+    RegisterClient {
+        client: ClientRecord,
+        audit: AuditEvent,
+    },
+    /// Approves or blocks a registered client (also un-blocks, or re-approves). `NotFound` if
+    /// the client is unknown, `Conflict` if `status` is `Pending` (a decision must decide).
+    DecideClient {
+        name: String,
+        status: ClientStatus,
+        by: String,
+        at: UnixTime,
+        audit: AuditEvent,
+    },
+    /// Stores a new enrollment token. `Conflict` if its id exists.
+    CreateToken {
+        token: EnrollToken,
+        audit: AuditEvent,
+    },
+    /// Uses up an enrollment token: put it in the same `apply` as the change it authorises (the
+    /// `SubmitRequest`), so that a refused token refuses the issuance and a failed issuance
+    /// leaves the token unused. `NotFound` if no token has this id; otherwise `Conflict` when
+    /// the secret's hash does not match (checked first, so that a caller without the secret
+    /// learns nothing of the token's state), when it was already used, or when `at` is at or
+    /// past its expiry.
+    ConsumeToken {
+        id: String,
+        secret_sha256: String,
+        at: UnixTime,
+        audit: AuditEvent,
+    },
 }
 
 /// What a change produced.
@@ -144,6 +190,24 @@ pub trait Store: Send + Sync {
     async fn latest_crl(&self, issuer: &str, delta: bool) -> Result<Option<CrlRecord>, StoreError>;
     /// The highest CRL number (full or delta) stored for `issuer`, 0 if none.
     async fn max_crl_number(&self, issuer: &str) -> Result<i64, StoreError>;
+
+    /// Status messages matching `filter`, newest (by `received_at`, then id) first.
+    async fn status_messages(
+        &self,
+        filter: &StatusFilter,
+    ) -> Result<Vec<StatusMessage>, StoreError>;
+
+    async fn client(&self, name: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// The client registered with this identity (lower-case hex SHA-256), if any.
+    async fn client_by_identity(&self, sha256: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Registered clients by name, optionally only those with `status`.
+    async fn clients(&self, status: Option<ClientStatus>) -> Result<Vec<ClientRecord>, StoreError>;
+
+    async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError>;
+
+    /// The policy version: 0 before any policy change, then raised by every `PutTemplate` and
+    /// `BumpPolicy`. It never decreases, so clients can refuse a policy older than one they saw.
+    async fn policy_version(&self) -> Result<i64, StoreError>;
 
     /// Audit entries with `seq > after`, in order, at most `limit`.
     async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;

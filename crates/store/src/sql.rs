@@ -11,6 +11,9 @@ use fleetpki_model::record::{
     CertFilter, CertificateRecord, CrlRecord, NewRequest, RequestRecord, RequestStatus, Revocation,
     RevocationReason,
 };
+use fleetpki_model::site::{
+    ClientRecord, ClientStatus, EnrollToken, NewStatusMessage, StatusFilter, StatusMessage,
+};
 use fleetpki_model::template::{Template, Version};
 use std::marker::PhantomData;
 
@@ -55,6 +58,21 @@ macro_rules! cert_cols {
 macro_rules! crl_cols {
     () => {
         "issuer, number, base_number, this_update, next_update, der"
+    };
+}
+macro_rules! status_cols {
+    () => {
+        "id, received_at, source, client, kind, body"
+    };
+}
+macro_rules! client_cols {
+    () => {
+        "name, identity_sha256, identity_der, status, registered_at, decided_at, decided_by"
+    };
+}
+macro_rules! token_cols {
+    () => {
+        "id, principal, template, secret_sha256, created_at, expires_at, used_at, created_by"
     };
 }
 macro_rules! audit_cols {
@@ -181,6 +199,155 @@ async fn insert_certificate(tx: &mut Tx, c: &CertificateRecord) -> Result<(), St
     Ok(())
 }
 
+/// Raises the policy version by one.
+async fn bump_policy(tx: &mut Tx) -> Result<(), StoreError> {
+    let n = tx
+        .exec(
+            "UPDATE site_meta SET policy_version = policy_version + 1 WHERE id = 1",
+            vec![],
+        )
+        .await?;
+    if n != 1 {
+        return Err(StoreError::Corrupt(
+            "the site_meta row (policy version) is missing".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `t` with every NUL replaced by U+FFFD: PostgreSQL text cannot hold NUL, SQLite's can, and
+/// both backends must keep the same message.
+fn without_nul(t: String) -> String {
+    if t.contains('\0') {
+        t.replace('\0', "\u{fffd}")
+    } else {
+        t
+    }
+}
+
+async fn record_status(tx: &mut Tx, m: NewStatusMessage) -> Result<(), StoreError> {
+    tx.exec(
+        "INSERT INTO status_messages (received_at, source, client, kind, body) VALUES ($1, $2, $3, $4, $5)",
+        args![
+            m.received_at,
+            without_nul(m.source),
+            without_nul(m.client),
+            without_nul(m.kind),
+            without_nul(m.body),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Inserts a client. `Ok(false)` if the same name and identity are already registered (nothing
+/// changes); `Conflict` if the name or the identity is taken by another registration.
+async fn register_client(tx: &mut Tx, c: &ClientRecord) -> Result<bool, StoreError> {
+    let by_name = tx
+        .fetch_optional(
+            "SELECT identity_sha256 FROM clients WHERE name = $1",
+            args![c.name.as_str()],
+        )
+        .await?;
+    if let Some(row) = by_name {
+        let stored: String = row.get("identity_sha256")?;
+        if stored == c.identity_sha256 {
+            return Ok(false);
+        }
+        return Err(conflict(
+            "client",
+            &c.name,
+            "already registered with a different identity",
+        ));
+    }
+    let by_identity = tx
+        .fetch_optional(
+            "SELECT name FROM clients WHERE identity_sha256 = $1",
+            args![c.identity_sha256.as_str()],
+        )
+        .await?;
+    if let Some(row) = by_identity {
+        let other: String = row.get("name")?;
+        return Err(conflict(
+            "client",
+            &c.name,
+            format!("this identity is already registered as client `{other}`"),
+        ));
+    }
+    tx.exec(
+        concat!(
+            "INSERT INTO clients (",
+            client_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ),
+        args![
+            c.name.as_str(),
+            c.identity_sha256.as_str(),
+            c.identity_der.as_slice(),
+            c.status.name(),
+            c.registered_at,
+            c.decided_at,
+            c.decided_by.clone(),
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Equality of two hex digests, ignoring case, in time independent of where they differ.
+fn same_digest(a: &str, b: &str) -> bool {
+    let a = a.to_ascii_lowercase();
+    let b = b.to_ascii_lowercase();
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
+}
+
+async fn consume_token(
+    tx: &mut Tx,
+    id: &str,
+    secret_sha256: &str,
+    at: UnixTime,
+) -> Result<(), StoreError> {
+    let row = tx
+        .fetch_optional(
+            "SELECT secret_sha256, expires_at, used_at FROM enroll_tokens WHERE id = $1",
+            args![id],
+        )
+        .await?
+        .ok_or_else(|| not_found("enrollment token", id))?;
+    let stored: String = row.get("secret_sha256")?;
+    let expires_at: i64 = row.get("expires_at")?;
+    let used_at: Option<i64> = row.get("used_at")?;
+    // The secret first: without it, a caller learns nothing about the token's state.
+    if !same_digest(&stored, secret_sha256) {
+        return Err(conflict("enrollment token", id, "secret does not match"));
+    }
+    if let Some(used) = used_at {
+        return Err(conflict(
+            "enrollment token",
+            id,
+            format!("already used at {}", fleetpki_model::fmt_time(used)),
+        ));
+    }
+    if at >= expires_at {
+        return Err(conflict(
+            "enrollment token",
+            id,
+            format!("expired at {}", fleetpki_model::fmt_time(expires_at)),
+        ));
+    }
+    let n = tx
+        .exec(
+            "UPDATE enroll_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL",
+            args![at, id],
+        )
+        .await?;
+    if n != 1 {
+        // Cannot happen while writers are serialized; never let a token be used twice anyway.
+        return Err(conflict("enrollment token", id, "already used"));
+    }
+    Ok(())
+}
+
 /// Applies one change and appends its audit events.
 async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<Applied, StoreError> {
     match change {
@@ -199,6 +366,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 args![t.name.as_str(), major, minor, body, audit.at],
             )
             .await?;
+            bump_policy(tx).await?;
             chain.append(tx, audit).await?;
         }
         Change::PutPrincipal {
@@ -371,6 +539,78 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             chain.append(tx, audit).await?;
         }
         Change::Audit(event) => chain.append(tx, event).await?,
+        Change::BumpPolicy { audit } => {
+            bump_policy(tx).await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::RecordStatus { message } => record_status(tx, message).await?,
+        Change::RegisterClient { client, audit } => {
+            if register_client(tx, &client).await? {
+                chain.append(tx, audit).await?;
+            }
+        }
+        Change::DecideClient {
+            name,
+            status,
+            by,
+            at,
+            audit,
+        } => {
+            if !exists(tx, "SELECT 1 FROM clients WHERE name = $1", &name).await? {
+                return Err(not_found("client", name));
+            }
+            if status == ClientStatus::Pending {
+                return Err(conflict(
+                    "client",
+                    name,
+                    "a decision must approve or block; it cannot make the client pending",
+                ));
+            }
+            tx.exec(
+                "UPDATE clients SET status = $1, decided_at = $2, decided_by = $3 WHERE name = $4",
+                args![status.name(), at, by, name],
+            )
+            .await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::CreateToken { token: t, audit } => {
+            let n = tx
+                .exec(
+                    concat!(
+                        "INSERT INTO enroll_tokens (",
+                        token_cols!(),
+                        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
+                    ),
+                    args![
+                        t.id.as_str(),
+                        t.principal.as_str(),
+                        t.template.clone(),
+                        t.secret_sha256.as_str(),
+                        t.created_at,
+                        t.expires_at,
+                        t.used_at,
+                        t.created_by.as_str(),
+                    ],
+                )
+                .await?;
+            if n == 0 {
+                return Err(conflict(
+                    "enrollment token",
+                    t.id,
+                    "a token with this id already exists",
+                ));
+            }
+            chain.append(tx, audit).await?;
+        }
+        Change::ConsumeToken {
+            id,
+            secret_sha256,
+            at,
+            audit,
+        } => {
+            consume_token(tx, &id, &secret_sha256, at).await?;
+            chain.append(tx, audit).await?;
+        }
     }
     Ok(Applied::Done)
 }
@@ -554,6 +794,46 @@ fn crl_from(row: &Row) -> Result<CrlRecord, StoreError> {
     })
 }
 
+fn status_from(row: &Row) -> Result<StatusMessage, StoreError> {
+    Ok(StatusMessage {
+        id: row.get("id")?,
+        received_at: row.get("received_at")?,
+        source: row.get("source")?,
+        client: row.get("client")?,
+        kind: row.get("kind")?,
+        body: row.get("body")?,
+    })
+}
+
+fn client_from(row: &Row) -> Result<ClientRecord, StoreError> {
+    let name: String = row.get("name")?;
+    let status: String = row.get("status")?;
+    Ok(ClientRecord {
+        status: ClientStatus::parse(&status).ok_or_else(|| {
+            StoreError::Corrupt(format!("client `{name}`: unknown status `{status}`"))
+        })?,
+        identity_sha256: row.get("identity_sha256")?,
+        identity_der: row.get("identity_der")?,
+        registered_at: row.get("registered_at")?,
+        decided_at: row.get("decided_at")?,
+        decided_by: row.get("decided_by")?,
+        name,
+    })
+}
+
+fn token_from(row: &Row) -> Result<EnrollToken, StoreError> {
+    Ok(EnrollToken {
+        id: row.get("id")?,
+        principal: row.get("principal")?,
+        template: row.get("template")?,
+        secret_sha256: row.get("secret_sha256")?,
+        created_at: row.get("created_at")?,
+        expires_at: row.get("expires_at")?,
+        used_at: row.get("used_at")?,
+        created_by: row.get("created_by")?,
+    })
+}
+
 fn entry_from(row: &Row) -> Result<AuditEntry, StoreError> {
     let seq: i64 = row.get("seq")?;
     let outcome: String = row.get("outcome")?;
@@ -637,6 +917,26 @@ const DUMP: &[(&str, &[Kind])] = &[
     (
         "SELECT id, seq, hash FROM audit_head ORDER BY id",
         &[I, I, T],
+    ),
+    (
+        concat!(
+            "SELECT ",
+            status_cols!(),
+            " FROM status_messages ORDER BY id"
+        ),
+        &[I, I, T, T, T, T],
+    ),
+    (
+        concat!("SELECT ", client_cols!(), " FROM clients ORDER BY name"),
+        &[T, T, B, T, I, I, T],
+    ),
+    (
+        concat!("SELECT ", token_cols!(), " FROM enroll_tokens ORDER BY id"),
+        &[T, T, T, T, I, I, I, T],
+    ),
+    (
+        "SELECT id, policy_version FROM site_meta ORDER BY id",
+        &[I, I],
     ),
 ];
 
@@ -941,6 +1241,110 @@ impl<B> Store for SqlStore<B> {
         Ok(n.unwrap_or(0))
     }
 
+    async fn status_messages(
+        &self,
+        filter: &StatusFilter,
+    ) -> Result<Vec<StatusMessage>, StoreError> {
+        // Fixed fragments with bound values, as in `certificates`, so each filter uses its index.
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            status_cols!(),
+            " FROM status_messages WHERE 1 = 1"
+        ));
+        let mut args: Vec<Arg> = Vec::new();
+        let mut push = |fragment: &str, value: Arg| {
+            args.push(value);
+            sql.push_str(&fragment.replace("$?", &format!("${}", args.len())));
+        };
+        if let Some(c) = &filter.client {
+            push(" AND client = $?", c.into());
+        }
+        if let Some(k) = &filter.kind {
+            push(" AND kind = $?", k.into());
+        }
+        if let Some(since) = filter.since {
+            push(" AND received_at >= $?", since.into());
+        }
+        // PostgreSQL refuses a negative LIMIT; SQLite reads it as "no limit". Agree on "nothing".
+        push(
+            " ORDER BY received_at DESC, id DESC LIMIT $?",
+            filter.limit.max(0).into(),
+        );
+        all(
+            self.db.fetch_all(sqlx::AssertSqlSafe(sql), args).await?,
+            status_from,
+        )
+    }
+
+    async fn client(&self, name: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.db
+            .fetch_optional(
+                concat!("SELECT ", client_cols!(), " FROM clients WHERE name = $1"),
+                args![name],
+            )
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    async fn client_by_identity(&self, sha256: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.db
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    client_cols!(),
+                    " FROM clients WHERE identity_sha256 = $1"
+                ),
+                args![sha256],
+            )
+            .await?
+            .as_ref()
+            .map(client_from)
+            .transpose()
+    }
+
+    async fn clients(&self, status: Option<ClientStatus>) -> Result<Vec<ClientRecord>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    client_cols!(),
+                    " FROM clients WHERE ($1 IS NULL OR status = $1) ORDER BY name"
+                ),
+                args![status.map(|s| s.name().to_string())],
+            )
+            .await?;
+        all(rows, client_from)
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError> {
+        self.db
+            .fetch_optional(
+                concat!(
+                    "SELECT ",
+                    token_cols!(),
+                    " FROM enroll_tokens WHERE id = $1"
+                ),
+                args![id],
+            )
+            .await?
+            .as_ref()
+            .map(token_from)
+            .transpose()
+    }
+
+    async fn policy_version(&self) -> Result<i64, StoreError> {
+        self.db
+            .fetch_optional("SELECT policy_version FROM site_meta WHERE id = 1", vec![])
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt("the site_meta row (policy version) is missing".into())
+            })?
+            .get("policy_version")
+    }
+
     async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
         // PostgreSQL refuses a negative LIMIT; SQLite reads it as "no limit". Agree on "nothing".
         let rows = self
@@ -988,4 +1392,58 @@ impl<B> Store for SqlStore<B> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every table and every column of the schema is in [`DUMP`], so `fingerprint` sees every
+    /// change (SQLite's schema; the PostgreSQL one is kept in step with it).
+    #[tokio::test]
+    async fn dump_covers_the_schema() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::SqliteStore::open(&dir.path().join("s.db"))
+            .await
+            .expect("open");
+        let tables = store
+            .db
+            .fetch_all(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT IN ('sqlite_sequence', '_sqlx_migrations') ORDER BY name",
+                vec![],
+            )
+            .await
+            .expect("tables");
+        let tables = names(tables, "name").expect("names");
+        assert!(tables.len() >= 14, "{tables:?}");
+        for table in tables {
+            let dumps: Vec<_> = DUMP
+                .iter()
+                .filter(|(sql, _)| sql.contains(&format!(" FROM {table} ")))
+                .collect();
+            assert_eq!(dumps.len(), 1, "table `{table}` is dumped once");
+            let columns = store
+                .db
+                .fetch_all(
+                    sqlx::AssertSqlSafe(format!("SELECT name FROM pragma_table_info('{table}')")),
+                    vec![],
+                )
+                .await
+                .expect("columns");
+            let columns = names(columns, "name").expect("names");
+            let (sql, kinds) = dumps[0];
+            assert_eq!(kinds.len(), columns.len(), "`{table}`: {sql}");
+            let selected = sql
+                .strip_prefix("SELECT ")
+                .and_then(|s| s.split(" FROM ").next())
+                .expect("a SELECT");
+            let mut selected: Vec<&str> = selected.split(", ").collect();
+            let mut columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            selected.sort_unstable();
+            columns.sort_unstable();
+            assert_eq!(selected, columns, "`{table}`");
+        }
+        store.close().await;
+    }
 }

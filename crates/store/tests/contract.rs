@@ -7,6 +7,9 @@ use fleetpki_model::record::{
     CertFilter, CertificateRecord, CrlRecord, NewRequest, RequestStatus, Revocation,
     RevocationReason,
 };
+use fleetpki_model::site::{
+    ClientRecord, ClientStatus, EnrollToken, NewStatusMessage, StatusFilter, StatusMessage,
+};
 use fleetpki_model::template::{Template, Version};
 use fleetpki_store::{Applied, Change, Decision, GroupCommitter, Store, StoreError};
 use std::future::Future;
@@ -126,8 +129,17 @@ contract!(
     audit_chain,
     certificate_filters,
     group_commit_concurrent,
-    group_commit_isolates_failure;
+    group_commit_isolates_failure,
+    status_messages,
+    status_filters,
+    clients,
+    client_decisions,
+    enroll_tokens,
+    token_authorises_issuance,
+    token_used_once_under_concurrency,
+    policy_version;
     url: two_stores_one_chain,
+    site_state_shared,
 );
 
 // ---- fixtures -------------------------------------------------------------------------------
@@ -198,6 +210,65 @@ fn crl(issuer: &str, number: i64, base_number: Option<i64>) -> CrlRecord {
     }
 }
 
+fn status_msg(received_at: i64, client: &str, kind: &str) -> NewStatusMessage {
+    NewStatusMessage {
+        received_at,
+        source: "192.0.2.7:40112".into(),
+        client: client.into(),
+        kind: kind.into(),
+        body: format!(r#"{{"client":"{client}","kind":"{kind}","at":{received_at}}}"#),
+    }
+}
+
+/// A 64-hex-digit stand-in for a SHA-256, distinct per `n`.
+fn digest(n: u64) -> String {
+    format!("{n:064x}")
+}
+
+fn client_rec(name: &str, identity: u64, status: ClientStatus) -> ClientRecord {
+    let decided = status != ClientStatus::Pending;
+    ClientRecord {
+        name: name.into(),
+        identity_sha256: digest(identity),
+        identity_der: identity.to_be_bytes().to_vec(),
+        status,
+        registered_at: 1_700_000_000,
+        decided_at: decided.then_some(1_700_000_000),
+        decided_by: decided.then(|| "site".to_string()),
+    }
+}
+
+/// A token for PC1 whose secret hashes to `secret_of(id)`.
+fn enroll_token(id: &str, expires_at: i64) -> EnrollToken {
+    EnrollToken {
+        id: id.into(),
+        principal: "PC1".into(),
+        template: Some("Web".into()),
+        secret_sha256: secret_of(id),
+        created_at: 1_700_000_000,
+        expires_at,
+        used_at: None,
+        created_by: "admin".into(),
+    }
+}
+
+/// The (stand-in) secret hash of token `id`.
+fn secret_of(id: &str) -> String {
+    let n = id
+        .bytes()
+        .fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    digest(n)
+}
+
+fn consume(id: &str, secret_sha256: &str, at: i64) -> Change {
+    Change::ConsumeToken {
+        id: id.into(),
+        secret_sha256: secret_sha256.into(),
+        at,
+        audit: ev("token.consume", id),
+    }
+}
+
 fn put_cert(c: CertificateRecord) -> Change {
     let audit = ev("cert.issue", &c.serial);
     Change::PutCertificate {
@@ -264,6 +335,15 @@ fn assert_not_found(e: StoreError, what: &str, key: &str) {
         StoreError::NotFound { what: w, key: k } => assert_eq!((w, k.as_str()), (what, key)),
         other => panic!("expected NotFound {what} `{key}`, got {other:?}"),
     }
+}
+
+/// A `Conflict` on `what` `key` whose reason mentions `why`.
+#[track_caller]
+fn assert_conflict_why(e: StoreError, what: &str, key: &str, why: &str) {
+    if let StoreError::Conflict { why: w, .. } = &e {
+        assert!(w.contains(why), "expected a reason with `{why}`, got {e}");
+    }
+    assert_conflict(e, what, key);
 }
 
 async fn assert_chain(s: &dyn Store) -> i64 {
@@ -840,6 +920,20 @@ async fn failed_batch_rolls_back(s: Arc<dyn Store>) {
                 audit: ev("crl.publish", "1"),
             },
             Change::Audit(ev("key.use", "issuing")),
+            Change::BumpPolicy {
+                audit: ev("policy.bump", "site"),
+            },
+            Change::RecordStatus {
+                message: status_msg(10, "PC1", "renewal-failed"),
+            },
+            Change::RegisterClient {
+                client: client_rec("PC1", 1, ClientStatus::Pending),
+                audit: ev("client.register", "PC1"),
+            },
+            Change::CreateToken {
+                token: enroll_token("tok", 1_800_000_000),
+                audit: ev("token.create", "tok"),
+            },
             put_cert(cert("0e01", "Web", "PC1", 1)),
         ])
         .await
@@ -853,6 +947,15 @@ async fn failed_batch_rolls_back(s: Arc<dyn Store>) {
         None
     );
     assert!(s.requests(None).await.unwrap().is_empty());
+    assert_eq!(s.policy_version().await.unwrap(), 0);
+    assert!(
+        s.status_messages(&StatusFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.client("PC1").await.unwrap(), None);
+    assert_eq!(s.token("tok").await.unwrap(), None);
 
     // The store is still usable, and the chain continues from the old head.
     apply1(s, Change::Audit(ev("key.use", "issuing"))).await;
@@ -1169,6 +1272,24 @@ impl Store for Held {
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         self.inner.audit_head().await
     }
+    async fn status_messages(&self, f: &StatusFilter) -> Result<Vec<StatusMessage>, StoreError> {
+        self.inner.status_messages(f).await
+    }
+    async fn client(&self, n: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.inner.client(n).await
+    }
+    async fn client_by_identity(&self, h: &str) -> Result<Option<ClientRecord>, StoreError> {
+        self.inner.client_by_identity(h).await
+    }
+    async fn clients(&self, st: Option<ClientStatus>) -> Result<Vec<ClientRecord>, StoreError> {
+        self.inner.clients(st).await
+    }
+    async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError> {
+        self.inner.token(id).await
+    }
+    async fn policy_version(&self) -> Result<i64, StoreError> {
+        self.inner.policy_version().await
+    }
     async fn fingerprint(&self) -> Result<String, StoreError> {
         self.inner.fingerprint().await
     }
@@ -1292,6 +1413,756 @@ async fn two_stores_one_chain(a: Arc<dyn Store>, url: String) {
     );
 }
 
+// ---- site roles -------------------------------------------------------------------------------
+
+async fn status_messages(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    assert!(
+        s.status_messages(&StatusFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let before = s.fingerprint().await.unwrap();
+    let out = s
+        .apply(vec![
+            Change::RecordStatus {
+                message: status_msg(100, "PC1", "renewal-failed"),
+            },
+            Change::RecordStatus {
+                message: status_msg(200, "", "cert-selection-failed"),
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(out, [Applied::Done, Applied::Done]);
+    // Telemetry: stored (and part of the fingerprint), but not audited and not policy.
+    assert_eq!(s.audit_head().await.unwrap(), None);
+    assert_eq!(s.policy_version().await.unwrap(), 0);
+    assert_ne!(s.fingerprint().await.unwrap(), before);
+    let got = s.status_messages(&StatusFilter::default()).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let m = status_msg(200, "", "cert-selection-failed");
+    assert_eq!(
+        got[0],
+        StatusMessage {
+            id: got[0].id,
+            received_at: m.received_at,
+            source: m.source,
+            client: m.client,
+            kind: m.kind,
+            body: m.body,
+        }
+    );
+    assert_eq!((got[1].received_at, got[1].client.as_str()), (100, "PC1"));
+    assert!(got[1].id < got[0].id, "ids are assigned in order");
+
+    // Kept as received: a large body, non-ASCII text, quotes and backslashes.
+    let big = NewStatusMessage {
+        body: format!(
+            r#"{{"note":"Zürich ✓ \"q\" \\","pad":"{}"}}"#,
+            "x".repeat(60_000)
+        ),
+        ..status_msg(300, "PC2", "renewal-failed")
+    };
+    apply1(
+        s,
+        Change::RecordStatus {
+            message: big.clone(),
+        },
+    )
+    .await;
+    let latest = s
+        .status_messages(&StatusFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 1);
+    assert_eq!(latest[0].body, big.body);
+
+    // NUL, which PostgreSQL text cannot hold, becomes U+FFFD on both backends.
+    apply1(
+        s,
+        Change::RecordStatus {
+            message: NewStatusMessage {
+                received_at: 400,
+                source: "192.0.2.8:1\0".into(),
+                client: "P\0C".into(),
+                kind: "k\0".into(),
+                body: "{\"a\":\"\0\"}".into(),
+            },
+        },
+    )
+    .await;
+    let latest = s
+        .status_messages(&StatusFilter {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let l = &latest[0];
+    assert_eq!(
+        (
+            l.source.as_str(),
+            l.client.as_str(),
+            l.kind.as_str(),
+            l.body.as_str()
+        ),
+        (
+            "192.0.2.8:1\u{fffd}",
+            "P\u{fffd}C",
+            "k\u{fffd}",
+            "{\"a\":\"\u{fffd}\"}"
+        )
+    );
+    assert_eq!(s.audit_head().await.unwrap(), None);
+}
+
+async fn status_filters(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    // Inserted out of time order; two share a time (the later id is newer).
+    let msgs = [
+        (300, "PC1", "renewal-failed"),
+        (100, "PC1", "cert-selection-failed"),
+        (200, "PC2", "renewal-failed"),
+        (300, "PC2", "policy-signature-invalid"),
+        (50, "", "renewal-failed"),
+    ];
+    s.apply(
+        msgs.iter()
+            .map(|(at, c, k)| Change::RecordStatus {
+                message: status_msg(*at, c, k),
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let pick = |idx: &[usize]| -> Vec<(i64, String, String)> {
+        idx.iter()
+            .map(|&i| (msgs[i].0, msgs[i].1.to_string(), msgs[i].2.to_string()))
+            .collect()
+    };
+    let list = |f: StatusFilter| async move {
+        s.status_messages(&f)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.received_at, m.client, m.kind))
+            .collect::<Vec<_>>()
+    };
+    let all = StatusFilter::default();
+    assert_eq!(
+        list(all.clone()).await,
+        pick(&[3, 0, 2, 1, 4]),
+        "newest first"
+    );
+    let client = |c: &str| StatusFilter {
+        client: Some(c.into()),
+        ..Default::default()
+    };
+    assert_eq!(list(client("PC1")).await, pick(&[0, 1]));
+    assert_eq!(list(client("")).await, pick(&[4]), "no claimed name");
+    assert!(list(client("pc1")).await.is_empty(), "names are exact");
+    let kind = StatusFilter {
+        kind: Some("renewal-failed".into()),
+        ..Default::default()
+    };
+    assert_eq!(list(kind.clone()).await, pick(&[0, 2, 4]));
+    let since = |t: i64| StatusFilter {
+        since: Some(t),
+        ..Default::default()
+    };
+    assert_eq!(
+        list(since(200)).await,
+        pick(&[3, 0, 2]),
+        "since is inclusive"
+    );
+    assert!(list(since(301)).await.is_empty());
+    assert_eq!(
+        list(StatusFilter {
+            client: Some("PC2".into()),
+            ..kind.clone()
+        })
+        .await,
+        pick(&[2])
+    );
+    assert_eq!(
+        list(StatusFilter {
+            since: Some(101),
+            ..client("PC1")
+        })
+        .await,
+        pick(&[0])
+    );
+    assert_eq!(
+        list(StatusFilter {
+            limit: 2,
+            ..all.clone()
+        })
+        .await,
+        pick(&[3, 0])
+    );
+    assert_eq!(
+        list(StatusFilter {
+            limit: 2,
+            ..kind.clone()
+        })
+        .await,
+        pick(&[0, 2])
+    );
+    for limit in [0, -1, i64::MIN] {
+        assert!(
+            list(StatusFilter {
+                limit,
+                ..all.clone()
+            })
+            .await
+            .is_empty(),
+            "limit {limit}"
+        );
+    }
+    // The default page is bounded.
+    s.apply(
+        (0..StatusFilter::DEFAULT_LIMIT + 5)
+            .map(|i| Change::RecordStatus {
+                message: status_msg(1_000 + i, "PC9", "renewal-failed"),
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let page = s.status_messages(&all).await.unwrap();
+    assert_eq!(page.len() as i64, StatusFilter::DEFAULT_LIMIT);
+    assert_eq!(page[0].received_at, 1_000 + StatusFilter::DEFAULT_LIMIT + 4);
+    assert_eq!(
+        s.status_messages(&StatusFilter {
+            limit: i64::MAX,
+            ..all
+        })
+        .await
+        .unwrap()
+        .len() as i64,
+        StatusFilter::DEFAULT_LIMIT + 10
+    );
+}
+
+fn register(c: &ClientRecord) -> Change {
+    Change::RegisterClient {
+        client: c.clone(),
+        audit: ev("client.register", &c.name),
+    }
+}
+
+fn decide(name: &str, status: ClientStatus, at: i64) -> Change {
+    Change::DecideClient {
+        name: name.into(),
+        status,
+        by: "admin".into(),
+        at,
+        audit: ev("client.decide", name),
+    }
+}
+
+async fn clients(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    assert_eq!(s.client("PC1").await.unwrap(), None);
+    assert!(s.clients(None).await.unwrap().is_empty());
+    let pc1 = client_rec("PC1", 1, ClientStatus::Pending);
+    assert_eq!(apply1(s, register(&pc1)).await, Applied::Done);
+    assert_eq!(s.client("PC1").await.unwrap(), Some(pc1.clone()));
+    assert_eq!(
+        s.client_by_identity(&digest(1)).await.unwrap(),
+        Some(pc1.clone())
+    );
+    assert_eq!(assert_chain(s).await, 1);
+
+    // Registering again with the same identity changes nothing, not even the status the
+    // request asks for, and writes no audit entry.
+    let fp = s.fingerprint().await.unwrap();
+    let again = ClientRecord {
+        status: ClientStatus::Approved,
+        registered_at: 1_800_000_000,
+        decided_at: Some(1),
+        decided_by: Some("mallory".into()),
+        ..pc1.clone()
+    };
+    assert_eq!(apply1(s, register(&again)).await, Applied::Done);
+    assert_eq!(s.fingerprint().await.unwrap(), fp);
+    assert_eq!(s.client("PC1").await.unwrap(), Some(pc1.clone()));
+
+    // The name with another identity, or the identity under another name: refused.
+    let e = refused(
+        s,
+        vec![register(&client_rec("PC1", 2, ClientStatus::Pending))],
+    )
+    .await;
+    assert_conflict_why(e, "client", "PC1", "different identity");
+    let e = refused(
+        s,
+        vec![register(&client_rec("PC2", 1, ClientStatus::Pending))],
+    )
+    .await;
+    assert_conflict_why(e, "client", "PC2", "`PC1`");
+
+    // An automatic approval (enhanced HTTP) is stored as given.
+    let pc2 = client_rec("PC2", 2, ClientStatus::Approved);
+    let pc3 = client_rec("pc3", 3, ClientStatus::Pending);
+    assert_eq!(
+        s.apply(vec![register(&pc3), register(&pc2)]).await.unwrap(),
+        [Applied::Done, Applied::Done]
+    );
+    let names = |v: Vec<ClientRecord>| v.into_iter().map(|c| c.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.clients(None).await.unwrap()),
+        ["PC1", "PC2", "pc3"],
+        "by name, byte-wise"
+    );
+    assert_eq!(
+        names(s.clients(Some(ClientStatus::Pending)).await.unwrap()),
+        ["PC1", "pc3"]
+    );
+    assert_eq!(
+        s.clients(Some(ClientStatus::Approved)).await.unwrap(),
+        std::slice::from_ref(&pc2)
+    );
+    assert!(
+        s.clients(Some(ClientStatus::Blocked))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(s.client_by_identity(&digest(2)).await.unwrap(), Some(pc2));
+    assert_eq!(s.client_by_identity(&digest(9)).await.unwrap(), None);
+    assert_eq!(s.client("pc1").await.unwrap(), None, "names are exact");
+    assert_eq!(assert_chain(s).await, 3);
+}
+
+async fn client_decisions(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    let pc1 = client_rec("PC1", 1, ClientStatus::Pending);
+    apply1(s, register(&pc1)).await;
+    let status = |name: &'static str| async move {
+        let c = s.client(name).await.unwrap().expect("registered");
+        (c.status, c.decided_at, c.decided_by)
+    };
+    assert_eq!(
+        apply1(s, decide("PC1", ClientStatus::Approved, 1_700_000_500)).await,
+        Applied::Done
+    );
+    assert_eq!(
+        status("PC1").await,
+        (
+            ClientStatus::Approved,
+            Some(1_700_000_500),
+            Some("admin".into())
+        )
+    );
+    apply1(s, decide("PC1", ClientStatus::Blocked, 1_700_000_600)).await;
+    assert_eq!(
+        status("PC1").await,
+        (
+            ClientStatus::Blocked,
+            Some(1_700_000_600),
+            Some("admin".into())
+        )
+    );
+    assert_eq!(
+        s.clients(Some(ClientStatus::Blocked)).await.unwrap().len(),
+        1
+    );
+    // A blocked client that registers again stays blocked.
+    apply1(s, register(&pc1)).await;
+    assert_eq!(status("PC1").await.0, ClientStatus::Blocked);
+    // Unblocking is a decision like any other.
+    apply1(s, decide("PC1", ClientStatus::Approved, 1_700_000_700)).await;
+    let c = s.client("PC1").await.unwrap().unwrap();
+    assert_eq!(
+        c,
+        ClientRecord {
+            status: ClientStatus::Approved,
+            decided_at: Some(1_700_000_700),
+            decided_by: Some("admin".into()),
+            ..pc1.clone()
+        },
+        "a decision touches only the status and who decided when"
+    );
+
+    let e = refused(s, vec![decide("PCX", ClientStatus::Approved, 1)]).await;
+    assert_not_found(e, "client", "PCX");
+    let e = refused(s, vec![decide("PC1", ClientStatus::Pending, 1)]).await;
+    assert_conflict_why(e, "client", "PC1", "pending");
+    assert_eq!(assert_chain(s).await, 4);
+}
+
+async fn enroll_tokens(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    assert_eq!(s.token("t1").await.unwrap(), None);
+    let expires = 1_700_100_000;
+    let t1 = enroll_token("t1", expires);
+    let t2 = EnrollToken {
+        template: None,
+        ..enroll_token("t2", expires)
+    };
+    let t3 = EnrollToken {
+        secret_sha256: "ab".repeat(32),
+        ..enroll_token("t3", expires)
+    };
+    for t in [&t1, &t2, &t3] {
+        let change = Change::CreateToken {
+            token: t.clone(),
+            audit: ev("token.create", &t.id),
+        };
+        assert_eq!(apply1(s, change).await, Applied::Done);
+        assert_eq!(s.token(&t.id).await.unwrap().as_ref(), Some(t));
+    }
+    let e = refused(
+        s,
+        vec![Change::CreateToken {
+            token: enroll_token("t1", 1),
+            audit: ev("token.create", "t1"),
+        }],
+    )
+    .await;
+    assert_conflict_why(e, "enrollment token", "t1", "already exists");
+
+    let at = 1_700_000_100;
+    let e = refused(s, vec![consume("nope", &secret_of("nope"), at)]).await;
+    assert_not_found(e, "enrollment token", "nope");
+    let e = refused(s, vec![consume("t1", &secret_of("t2"), at)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "secret does not match");
+    let e = refused(s, vec![consume("t1", "", at)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "secret does not match");
+    // Usable strictly before its expiry.
+    for late in [expires, expires + 1, i64::MAX] {
+        let e = refused(s, vec![consume("t1", &secret_of("t1"), late)]).await;
+        assert_conflict_why(e, "enrollment token", "t1", "expired");
+    }
+    assert_eq!(s.token("t1").await.unwrap(), Some(t1.clone()));
+
+    assert_eq!(
+        apply1(s, consume("t1", &secret_of("t1"), expires - 1)).await,
+        Applied::Done
+    );
+    assert_eq!(
+        s.token("t1").await.unwrap(),
+        Some(EnrollToken {
+            used_at: Some(expires - 1),
+            ..t1.clone()
+        })
+    );
+    let e = refused(s, vec![consume("t1", &secret_of("t1"), expires - 1)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "already used");
+    // Used and expired: still "already used".
+    let e = refused(s, vec![consume("t1", &secret_of("t1"), expires + 5)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "already used");
+    // Without the secret, nothing about the token's state is revealed.
+    let e = refused(s, vec![consume("t1", &secret_of("t2"), at)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "secret does not match");
+
+    // The hex digest compares case-insensitively.
+    apply1(s, consume("t3", &"AB".repeat(32), at)).await;
+    assert_eq!(s.token("t3").await.unwrap().unwrap().used_at, Some(at));
+    // Tokens are independent.
+    assert_eq!(s.token("t2").await.unwrap(), Some(t2));
+    assert_eq!(assert_chain(s).await, 5);
+}
+
+async fn token_authorises_issuance(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    for t in [
+        enroll_token("t1", 1_800_000_000),
+        enroll_token("t2", 1_800_000_000),
+        enroll_token("old", 1_700_000_050),
+    ] {
+        let audit = ev("token.create", &t.id);
+        apply1(s, Change::CreateToken { token: t, audit }).await;
+    }
+    let issue = |serial: &str| {
+        submit(
+            new_request("PC1"),
+            Decision::Issue(Box::new(cert(serial, "Web", "PC1", 1_800_000_000))),
+        )
+    };
+    let at = 1_700_000_100;
+    let head = s.audit_head().await.unwrap();
+
+    // A bad token refuses the issuance it was to authorise: nothing of the batch is stored.
+    let e = refused(s, vec![issue("0a01"), consume("t1", &secret_of("old"), at)]).await;
+    assert_conflict_why(e, "enrollment token", "t1", "secret does not match");
+    let e = refused(
+        s,
+        vec![issue("0a01"), consume("old", &secret_of("old"), at)],
+    )
+    .await;
+    assert_conflict_why(e, "enrollment token", "old", "expired");
+    let e = refused(
+        s,
+        vec![issue("0a01"), consume("nope", &secret_of("nope"), at)],
+    )
+    .await;
+    assert_not_found(e, "enrollment token", "nope");
+    assert!(s.requests(None).await.unwrap().is_empty());
+    assert_eq!(s.certificate("0a01").await.unwrap(), None);
+    assert_eq!(s.audit_head().await.unwrap(), head);
+
+    // A good one: issued and used up together.
+    let out = s
+        .apply(vec![issue("0a01"), consume("t1", &secret_of("t1"), at)])
+        .await
+        .unwrap();
+    let Applied::Request { id } = out[0] else {
+        panic!("expected a request id, got {:?}", out[0])
+    };
+    assert_eq!(out[1], Applied::Done);
+    assert_eq!(
+        s.request(id).await.unwrap().unwrap().serial.as_deref(),
+        Some("0a01")
+    );
+    assert_eq!(s.token("t1").await.unwrap().unwrap().used_at, Some(at));
+
+    // The same token again: refused, and no second request.
+    let e = refused(
+        s,
+        vec![issue("0a02"), consume("t1", &secret_of("t1"), at + 1)],
+    )
+    .await;
+    assert_conflict_why(e, "enrollment token", "t1", "already used");
+    assert_eq!(s.requests(None).await.unwrap().len(), 1);
+
+    // A failed issuance leaves the token unused, whatever the order in the batch.
+    let e = refused(s, vec![consume("t2", &secret_of("t2"), at), issue("0a01")]).await;
+    assert_conflict(e, "certificate", "0a01");
+    assert_eq!(s.token("t2").await.unwrap().unwrap().used_at, None);
+    assert_eq!(assert_chain(s).await, 3 + 2, "three tokens, one issuance");
+}
+
+async fn token_used_once_under_concurrency(s: Arc<dyn Store>) {
+    const N: usize = 8;
+    for id in ["direct", "grouped"] {
+        let audit = ev("token.create", id);
+        let token = enroll_token(id, 1_800_000_000);
+        apply1(s.as_ref(), Change::CreateToken { token, audit }).await;
+    }
+    let batch = |id: &str, i: usize| {
+        vec![
+            submit(
+                new_request(&format!("PC{i}")),
+                Decision::Issue(Box::new(cert(
+                    &format!("{id}{i:02x}"),
+                    "Web",
+                    "PC1",
+                    1_800_000_000,
+                ))),
+            ),
+            consume(id, &secret_of(id), 1_700_000_100 + i as i64),
+        ]
+    };
+    // Straight to the store, and through the group committer (whose failed batch is retried
+    // caller by caller): either way exactly one caller gets the token.
+    let committer = GroupCommitter::new(s.clone(), 64);
+    for id in ["direct", "grouped"] {
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let (s, committer, changes) = (s.clone(), committer.clone(), batch(id, i));
+                tokio::spawn(async move {
+                    if id == "direct" {
+                        s.apply(changes).await
+                    } else {
+                        committer.apply(changes).await
+                    }
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            match t.await.expect("task") {
+                Ok(out) => {
+                    assert!(matches!(out[0], Applied::Request { .. }));
+                    won += 1;
+                }
+                Err(e) => assert_conflict_why(e, "enrollment token", id, "already used"),
+            }
+        }
+        assert_eq!(won, 1, "{id}: exactly one issuance uses the token");
+        assert!(s.token(id).await.unwrap().unwrap().used_at.is_some());
+    }
+    assert_eq!(s.requests(None).await.unwrap().len(), 2);
+    assert_eq!(assert_chain(s.as_ref()).await, 2 + 2 * 2);
+}
+
+async fn policy_version(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    let version = || async { s.policy_version().await.unwrap() };
+    let put_template = |name: &str| Change::PutTemplate {
+        template: template(name),
+        audit: ev("template.set", name),
+    };
+    let bump = || Change::BumpPolicy {
+        audit: ev("policy.bump", "site"),
+    };
+    assert_eq!(version().await, 0);
+    apply1(s, put_template("Web")).await;
+    assert_eq!(version().await, 1);
+    apply1(s, put_template("Web")).await;
+    assert_eq!(
+        version().await,
+        2,
+        "every put counts, even an identical one"
+    );
+    assert_eq!(apply1(s, bump()).await, Applied::Done);
+    assert_eq!(version().await, 3);
+    s.apply(vec![put_template("Work"), bump(), put_template("Web")])
+        .await
+        .unwrap();
+    assert_eq!(version().await, 6);
+    assert_eq!(assert_chain(s).await, 6, "a bump is audited");
+
+    // Nothing else moves it.
+    apply1(
+        s,
+        Change::CreateToken {
+            token: enroll_token("t1", 1_800_000_000),
+            audit: ev("token.create", "t1"),
+        },
+    )
+    .await;
+    let others = vec![
+        Change::PutPrincipal {
+            principal: principal("PC1"),
+            audit: ev("principal.add", "PC1"),
+        },
+        Change::PutGroup {
+            group: Group { name: "G".into() },
+            audit: ev("group.add", "G"),
+        },
+        Change::AddMember {
+            group: "G".into(),
+            principal: "PC1".into(),
+            audit: ev("group.add-member", "G"),
+        },
+        submit(
+            new_request("PC1"),
+            Decision::Issue(Box::new(cert("01", "Web", "PC1", 1_800_000_000))),
+        ),
+        submit(new_request("PC1"), Decision::Pending),
+        Change::DecideRequest {
+            id: 2,
+            decided_by: "admin".into(),
+            at: 1_700_000_200,
+            decision: Decision::Deny("no".into()),
+            audit: vec![ev("request.deny", "2")],
+        },
+        put_cert(cert("02", "Web", "PC1", 1_800_000_000)),
+        Change::Revoke {
+            serial: "02".into(),
+            revocation: Revocation {
+                at: 1_700_000_300,
+                reason: RevocationReason::Superseded,
+            },
+            audit: ev("cert.revoke", "02"),
+        },
+        Change::PublishCrl {
+            crl: crl("issuing", 1, None),
+            audit: ev("crl.publish", "1"),
+        },
+        Change::Audit(ev("key.use", "issuing")),
+        Change::RecordStatus {
+            message: status_msg(1, "PC1", "renewal-failed"),
+        },
+        register(&client_rec("PC1", 1, ClientStatus::Pending)),
+        decide("PC1", ClientStatus::Approved, 1_700_000_400),
+        consume("t1", &secret_of("t1"), 1_700_000_500),
+    ];
+    for change in others {
+        let what = format!("{change:?}");
+        apply1(s, change).await;
+        assert_eq!(version().await, 6, "moved by {what}");
+    }
+
+    // A refused batch moves nothing.
+    let e = refused(
+        s,
+        vec![
+            put_template("Other"),
+            bump(),
+            put_cert(cert("01", "Web", "PC1", 1)),
+        ],
+    )
+    .await;
+    assert_conflict(e, "certificate", "01");
+    assert_eq!(version().await, 6);
+    apply1(s, bump()).await;
+    assert_eq!(version().await, 7);
+}
+
+async fn site_state_shared(a: Arc<dyn Store>, url: String) {
+    let b = fleetpki_store::open(&url)
+        .await
+        .expect("open the same database again");
+    let pc1 = client_rec("PC1", 1, ClientStatus::Pending);
+    a.apply(vec![
+        Change::RecordStatus {
+            message: status_msg(1, "PC1", "renewal-failed"),
+        },
+        register(&pc1),
+        Change::CreateToken {
+            token: enroll_token("t1", 1_800_000_000),
+            audit: ev("token.create", "t1"),
+        },
+    ])
+    .await
+    .unwrap();
+    assert_eq!(b.client("PC1").await.unwrap(), Some(pc1));
+    assert_eq!(
+        b.status_messages(&StatusFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // What one process created, another uses up, and the first sees it used.
+    apply1(b.as_ref(), consume("t1", &secret_of("t1"), 1_700_000_100)).await;
+    assert_eq!(
+        a.token("t1").await.unwrap().unwrap().used_at,
+        Some(1_700_000_100)
+    );
+    let e = refused(
+        a.as_ref(),
+        vec![consume("t1", &secret_of("t1"), 1_700_000_101)],
+    )
+    .await;
+    assert_conflict_why(e, "enrollment token", "t1", "already used");
+
+    // Concurrent bumps from both processes: none is lost.
+    const PER_STORE: usize = 20;
+    let mut tasks = Vec::new();
+    for store in [a.clone(), b.clone()] {
+        for _ in 0..PER_STORE {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .apply(vec![Change::BumpPolicy {
+                        audit: ev("policy.bump", "site"),
+                    }])
+                    .await
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.expect("task").expect("bump");
+    }
+    assert_eq!(a.policy_version().await.unwrap(), 2 * PER_STORE as i64);
+    assert_eq!(b.policy_version().await.unwrap(), 2 * PER_STORE as i64);
+    assert_eq!(
+        a.fingerprint().await.unwrap(),
+        b.fingerprint().await.unwrap()
+    );
+    assert_eq!(assert_chain(a.as_ref()).await, 3 + 2 * PER_STORE as i64);
+}
+
 // ---- SQLite only ----------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1364,4 +2235,58 @@ fn database_url_replaces_the_database() {
         database_url("postgresql://h:5432", "t1"),
         "postgresql://h:5432/t1"
     );
+}
+
+/// A database made before the site-role tables (only migration 0001) keeps its data when the
+/// store opens it and applies 0002; the policy version starts at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrades_from_0001() {
+    let dir = tempfile::tempdir().unwrap();
+    let only_0001 = dir.path().join("migrations");
+    std::fs::create_dir(&only_0001).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/migrations/sqlite/0001_initial.sql"
+        ),
+        only_0001.join("0001_initial.sql"),
+    )
+    .unwrap();
+    let path = dir.path().join("old.db");
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::migrate::Migrator::new(only_0001.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO groups (name) VALUES ('G')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let s = fleetpki_store::SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        s.group("G").await.unwrap(),
+        Some(Group { name: "G".into() })
+    );
+    assert_eq!(s.policy_version().await.unwrap(), 0);
+    assert!(s.clients(None).await.unwrap().is_empty());
+    s.apply(vec![
+        Change::BumpPolicy {
+            audit: ev("policy.bump", "site"),
+        },
+        register(&client_rec("PC1", 1, ClientStatus::Pending)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.policy_version().await.unwrap(), 1);
+    assert_eq!(assert_chain(&s).await, 2);
 }
