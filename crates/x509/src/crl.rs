@@ -52,7 +52,7 @@ fn crl_number(field: &str, n: i64) -> Result<Uint, X509Error> {
     Uint::try_from(n).map_err(enc_err(field))
 }
 
-fn reason(r: RevocationReason) -> Option<CrlReason> {
+pub(crate) fn reason(r: RevocationReason) -> Option<CrlReason> {
     Some(match r {
         // RFC 5280 5.3.1: the reason code unspecified SHOULD be absent, not encoded.
         RevocationReason::Unspecified => return None,

@@ -12,6 +12,7 @@ pub mod csr;
 mod error;
 pub mod key;
 pub mod name;
+pub mod ocsp;
 pub mod pem;
 pub mod serial;
 
