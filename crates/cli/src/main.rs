@@ -30,6 +30,11 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Demo: create a site in a fresh directory, enroll a demo computer and verify its certificate.
     Quickstart(cmd::quickstart::QuickstartArgs),
+    /// Run the site's roles (today: CRL distribution point and CA certificates) until interrupted.
+    Serve(cmd::serve::ServeArgs),
+    /// Site artefacts: the site signing certificate.
+    #[command(subcommand)]
+    Site(cmd::serve::SiteCmd),
     /// The site's CA certificates.
     #[command(subcommand)]
     Ca(cmd::ca::CaCmd),
@@ -101,6 +106,8 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => return cmd::check::run(a),
         Command::Init(a) => cmd::init::run(&ctx, a).await,
         Command::Quickstart(a) => cmd::quickstart::run(a).await,
+        Command::Serve(a) => cmd::serve::run(&ctx, a).await,
+        Command::Site(c) => cmd::serve::site(&ctx, c).await,
         Command::Ca(c) => cmd::ca::run(&ctx, c).await,
         Command::Template(c) => cmd::template::run(&ctx, c).await,
         Command::Directory(c) => cmd::directory::run(&ctx, c).await,

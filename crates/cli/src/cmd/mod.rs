@@ -9,6 +9,7 @@ pub mod directory;
 pub mod init;
 pub mod quickstart;
 pub mod request;
+pub mod serve;
 pub mod template;
 
 use anyhow::{Context, Result};

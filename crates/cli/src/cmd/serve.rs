@@ -1,0 +1,68 @@
+//! `fleetpki serve`: runs the site's roles until interrupted; `fleetpki site`: site artefacts.
+
+use super::{Ctx, write_output};
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use fleetpki_server::ServeConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Roles and listen addresses (TOML `[roles.NAME]` tables); default: every role on loopback.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
+    let site = Arc::new(ctx.site().await?);
+    let config = match &a.config {
+        Some(p) => ServeConfig::load(p, &site.config.base_url)?,
+        None => ServeConfig::defaults(&site.config.base_url),
+    };
+    let mut running = fleetpki_server::start(site, &config).await?;
+    for (role, url) in &running.roles {
+        println!("{} listening on {url}", role.name());
+    }
+    // Scripts wait for these lines: make sure they leave the pipe now.
+    use std::io::Write;
+    std::io::stdout().flush().context("stdout")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        failed = running.wait() => {
+            if let Some(Err(e)) = failed {
+                anyhow::bail!("a listener stopped: {e}");
+            }
+        }
+    }
+    eprintln!("shutting down: finishing requests in flight");
+    running.shutdown().await;
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum SiteCmd {
+    /// Write the site signing certificate (PEM): what agents are installed with.
+    SigningCert {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub async fn site(ctx: &Ctx, c: SiteCmd) -> Result<()> {
+    let site = ctx.site().await?;
+    match c {
+        SiteCmd::SigningCert { out } => {
+            write_output("--out", &out, site.signing.pem().as_bytes())?;
+            println!(
+                "wrote the site signing certificate to {} (SHA-256 {})",
+                out.display(),
+                fleetpki_x509::cert::fingerprint(&site.signing.der)
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,25 @@
+//! The HTTP roles, one module each; `router` picks a role's routes and counts its requests.
+
+mod cdp;
+
+use crate::AppState;
+use crate::config::{Role, RoleConfig};
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use std::sync::Arc;
+
+pub(crate) fn router(rc: &RoleConfig, state: Arc<AppState>) -> Router<Arc<AppState>> {
+    let routes = match rc.role {
+        Role::Crl => cdp::router(),
+    };
+    let role = rc.role.name();
+    routes.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let state = state.clone();
+        async move {
+            let resp = next.run(req).await;
+            state.metrics.count(role, resp.status());
+            resp
+        }
+    }))
+}
