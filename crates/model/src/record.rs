@@ -207,7 +207,8 @@ pub struct CertFilter {
     pub revoked_only: bool,
 }
 
-mod hex_bytes {
+/// Byte strings as lower-case hex in JSON.
+pub(crate) mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
     pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(v))

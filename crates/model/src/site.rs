@@ -91,7 +91,7 @@ pub struct ClientRecord {
     /// Lower-case hex SHA-256 of `identity_der`: the client's self-signed identity certificate
     /// (enhanced HTTP) or its PKI client certificate.
     pub identity_sha256: String,
-    #[serde(with = "hex_bytes")]
+    #[serde(with = "crate::record::hex_bytes")]
     pub identity_der: Vec<u8>,
     pub status: ClientStatus,
     pub registered_at: UnixTime,
@@ -117,17 +117,6 @@ pub struct EnrollToken {
     pub expires_at: UnixTime,
     pub used_at: Option<UnixTime>,
     pub created_by: String,
-}
-
-mod hex_bytes {
-    use serde::{Deserialize, Deserializer, Serializer};
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&hex::encode(v))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        hex::decode(s).map_err(serde::de::Error::custom)
-    }
 }
 
 #[cfg(test)]
