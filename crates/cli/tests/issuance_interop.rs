@@ -175,19 +175,7 @@ fn revoked_certificate_fails_crl_check_and_crls_lint_clean() {
     let site = Site::two_tier();
     site.enable("Workstation", "Workstations");
     let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
-    let leaf = site.path("pc.pem");
-    site.ok(&[
-        "request",
-        "submit",
-        "--template",
-        "Workstation",
-        "--as",
-        "PC1",
-        "--csr",
-        s(&csr),
-        "--out",
-        s(&leaf),
-    ]);
+    let leaf = site.issue("Workstation", "PC1", &csr, "pc.pem");
     let leaf_pem = std::fs::read_to_string(&leaf).expect("leaf");
     let certs = site.json(&["cert", "list"]);
     let serial = certs[0]["serial"].as_str().expect("serial").to_string();

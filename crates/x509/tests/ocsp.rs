@@ -4,6 +4,8 @@
 //! `openssl` is missing; the pkilint test skips without `lint_ocsp_response` unless CI or
 //! FLEETPKI_REQUIRE_TOOLS is set.
 
+mod common;
+use common::{must, openssl};
 use fleetpki_model::oid::KeyUsageBit;
 use fleetpki_model::record::RevocationReason;
 use fleetpki_model::template::HashAlg;
@@ -14,41 +16,10 @@ use fleetpki_x509::ocsp::{
 };
 use fleetpki_x509::{name, serial};
 use std::path::Path;
-use std::process::Command;
 use x509_cert::Certificate;
 
 const DAY: i64 = 86_400;
 const OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
-
-struct Run {
-    ok: bool,
-    out: String,
-}
-
-/// Runs openssl in `dir`; panics (fails the test) when the binary cannot be started.
-fn openssl(dir: &Path, args: &[&str]) -> Run {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the openssl CLI is required for these tests and could not be run: {e}")
-        });
-    Run {
-        ok: o.status.success(),
-        out: format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    }
-}
-
-fn must(dir: &Path, args: &[&str]) -> String {
-    let r = openssl(dir, args);
-    assert!(r.ok, "openssl {} failed:\n{}", args.join(" "), r.out);
-    r.out
-}
 
 fn now() -> i64 {
     fleetpki_model::now()

@@ -2,6 +2,8 @@
 //! accepted by OpenSSL, and requests and keys OpenSSL makes must be read by us. These tests fail
 //! (they do not skip) when `openssl` is missing.
 
+mod common;
+use common::{must, openssl};
 use fleetpki_model::oid::KeyUsageBit;
 use fleetpki_model::record::RevocationReason;
 use fleetpki_model::template::{HashAlg, KeyFamily, KeyInfo};
@@ -10,40 +12,9 @@ use fleetpki_x509::crl::{self, CrlEntry, CrlParams};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{csr, name, pem, serial};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use x509_cert::Certificate;
 
 const DAY: i64 = 86_400;
-
-struct Run {
-    ok: bool,
-    out: String,
-}
-
-/// Runs openssl in `dir`; panics (fails the test) when the binary cannot be started.
-fn openssl(dir: &Path, args: &[&str]) -> Run {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the openssl CLI is required for these tests and could not be run: {e}")
-        });
-    Run {
-        ok: o.status.success(),
-        out: format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    }
-}
-
-fn must(dir: &Path, args: &[&str]) -> String {
-    let r = openssl(dir, args);
-    assert!(r.ok, "openssl {} failed:\n{}", args.join(" "), r.out);
-    r.out
-}
 
 fn write(dir: &Path, file: &str, data: impl AsRef<[u8]>) -> PathBuf {
     let p = dir.join(file);
