@@ -20,6 +20,8 @@ pub enum KeyRole {
     Root,
     Issuing,
     SiteSigning,
+    /// The TLS key of the site's roles in enhanced HTTP (its certificate comes from the site CA).
+    SiteSystem,
 }
 
 impl KeyRole {
@@ -28,6 +30,7 @@ impl KeyRole {
             Self::Root => "root",
             Self::Issuing => "issuing",
             Self::SiteSigning => "site-signing",
+            Self::SiteSystem => "site-system",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the change it records.
 
 pub mod audit;
+pub mod clients;
 pub mod config;
 pub mod directory;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod keys;
 mod profile;
 pub mod revocation;
 pub mod site;
+pub mod site_system;
 pub mod templates;
 pub mod verify;
 

@@ -72,10 +72,10 @@ impl Site {
                     "this site has no issuing CA (it was created one-tier)",
                 )
             })?,
-            KeyRole::SiteSigning => {
+            KeyRole::SiteSigning | KeyRole::SiteSystem => {
                 return Err(refuse(
                     "--issuer",
-                    "the site signing certificate is not a CA",
+                    "only the root and issuing CAs sign CRLs",
                 ));
             }
         };

@@ -439,7 +439,7 @@ impl Site {
         }
     }
 
-    fn custody(&self) -> Result<KeyCustody, CaError> {
+    pub(crate) fn custody(&self) -> Result<KeyCustody, CaError> {
         KeyCustody::open(&self.dir, &self.config, self.passphrase.clone())
     }
 

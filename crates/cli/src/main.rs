@@ -30,7 +30,7 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Demo: create a site in a fresh directory, enroll a demo computer and verify its certificate.
     Quickstart(cmd::quickstart::QuickstartArgs),
-    /// Run the site's roles (today: CRL distribution point and CA certificates) until interrupted.
+    /// Run the site's roles (management point, CRL distribution point, ...) until interrupted.
     Serve(cmd::serve::ServeArgs),
     /// Site artefacts: the site signing certificate.
     #[command(subcommand)]
@@ -55,6 +55,9 @@ enum Command {
     Crl(cmd::crl::CrlCmd),
     /// Check a certificate file against a role requirement profile (seed 002).
     Check(cmd::check::CheckArgs),
+    /// Clients registered with the management point: list, approve, block.
+    #[command(subcommand)]
+    Client(cmd::client::ClientCmd),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
@@ -115,6 +118,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Cert(c) => cmd::cert::run(&ctx, c).await,
         Command::Crl(c) => cmd::crl::run(&ctx, c).await,
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
+        Command::Client(c) => cmd::client::run(&ctx, c).await,
     };
     done.map(|()| 0)
 }

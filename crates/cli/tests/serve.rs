@@ -115,13 +115,20 @@ fn cdp_and_aia_serve_what_certificates_point_to() {
 
     let server = Server::start(
         &site,
-        &format!("[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!(
+            "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.management-point]\nenabled = false\n"
+        ),
         1,
     );
     assert_eq!(server.url("crl"), base);
 
-    // Nothing published yet: a clear 404.
-    let (code, _) = curl(&format!("{base}/crl/issuing.crl"), &site.path("none.crl"));
+    // Site maintenance published the full CRLs at start; no delta yet: a clear 404.
+    let (code, _) = curl(&format!("{base}/crl/issuing.crl"), &site.path("first.crl"));
+    assert_eq!(code, "200");
+    let (code, _) = curl(
+        &format!("{base}/crl/issuing-delta.crl"),
+        &site.path("none.crl"),
+    );
     assert_eq!(code, "404");
 
     site.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
@@ -200,7 +207,7 @@ fn cdp_and_aia_serve_what_certificates_point_to() {
     assert!(ctype.starts_with("text/plain"), "{ctype}");
     let m = std::fs::read_to_string(site.path("m")).expect("metrics");
     assert!(
-        m.contains("fleetpki_http_requests_total{role=\"crl\",status=\"200\"} 3"),
+        m.contains("fleetpki_http_requests_total{role=\"crl\",status=\"200\"} 4"),
         "{m}"
     );
     assert!(m.contains("fleetpki_certificates_expiring_42d 0"), "{m}");

@@ -8,6 +8,7 @@ use p12_keystore::Pkcs12Archive;
 use p12_keystore::error::Error as P12Error;
 use serde::Serialize;
 use x509_cert::Certificate;
+use zeroize::Zeroizing;
 
 /// Above this a PKCS#12 MAC iteration count is refused rather than ground through: real files
 /// use 2,048 (openssl, Windows) to a few hundred thousand.
@@ -48,6 +49,21 @@ pub struct Input {
     pub key_exportable: Option<bool>,
     /// The certificate's DER.
     pub der: Vec<u8>,
+    /// The other certificates in the file (a PEM bundle's later blocks, a PKCS#12 file's CA
+    /// certificates), in file order: what a server sends as its chain.
+    pub chain: Vec<Vec<u8>>,
+    /// The private key paired with the certificate, PKCS#8 DER (PKCS#12 input only).
+    pub key_pkcs8: Option<KeyDer>,
+}
+
+/// PKCS#8 DER of a private key: zeroed on drop, never printed.
+#[derive(Clone)]
+pub struct KeyDer(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for KeyDer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDer(<redacted>)")
+    }
 }
 
 /// Reads a certificate file: DER, PEM (the first CERTIFICATE block when there are several, the
@@ -70,7 +86,8 @@ pub fn read_input(bytes: &[u8], password: Option<&str>) -> Result<Input, Profile
         bytes,
         &["CERTIFICATE", "X509 CERTIFICATE"],
     )?;
-    let Some((_, der)) = blocks.into_iter().next() else {
+    let mut ders = blocks.into_iter().map(|(_, der)| der);
+    let Some(der) = ders.next() else {
         return Err(ProfileError::certificate(
             "the file holds no CERTIFICATE block",
         ));
@@ -78,7 +95,9 @@ pub fn read_input(bytes: &[u8], password: Option<&str>) -> Result<Input, Profile
     let cert = Certificate::from_der(&der).map_err(|e| {
         ProfileError::certificate(format!("the PEM block is not a valid certificate: {e}"))
     })?;
-    finish(&cert, der, InputFormat::Pem, None)
+    let mut input = finish(&cert, der, InputFormat::Pem, None)?;
+    input.chain = ders.collect();
+    Ok(input)
 }
 
 fn finish(
@@ -92,6 +111,8 @@ fn finish(
         format,
         key_exportable,
         der,
+        chain: Vec::new(),
+        key_pkcs8: None,
     })
 }
 
@@ -188,7 +209,29 @@ fn read_pkcs12(bytes: &[u8], password: Option<&str>) -> Result<Input, ProfileErr
         ));
     };
     let key_exportable = (!archive.keys.is_empty()).then_some(true);
-    finish(cert, der.clone(), InputFormat::Pkcs12, key_exportable)
+    let mut input = finish(cert, der.clone(), InputFormat::Pkcs12, key_exportable)?;
+    // The key paired by localKeyId, else the only key in the file.
+    let paired_key = paired
+        .and_then(|bag| bag.local_key_id.as_deref())
+        .and_then(|id| {
+            archive.keys.iter().find(|k| {
+                k.local_key_id
+                    .as_ref()
+                    .is_some_and(|kid| kid.as_ref() == id)
+            })
+        })
+        .or(match archive.keys.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        });
+    input.key_pkcs8 = paired_key.map(|k| KeyDer(Zeroizing::new(k.key.as_der().to_vec())));
+    input.chain = archive
+        .certs
+        .iter()
+        .map(|b| b.cert.as_der().to_vec())
+        .filter(|d| d != der)
+        .collect();
+    Ok(input)
 }
 
 fn parse_bag(der: &[u8]) -> Result<Certificate, ProfileError> {

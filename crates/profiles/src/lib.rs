@@ -19,6 +19,6 @@ pub use catalog::{profile, profiles};
 pub use check::{Context, Finding, Report, check};
 pub use error::ProfileError;
 pub use facts::CertFacts;
-pub use input::{Input, InputFormat, read_input};
+pub use input::{Input, InputFormat, KeyDer, read_input};
 pub use rules::{Check, Fqdn, Profile, Rule, Severity, Status};
 pub use template::check_template;

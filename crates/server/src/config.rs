@@ -1,25 +1,39 @@
 //! `fleetpki serve` configuration: which roles run, where each listens, and their limits.
 //! Validated at start; every error names the key it is about.
 
+use fleetpki_policy::{MultipleMatch, Schedule, SelectionCriteria};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A site role served over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// CRL distribution point and CA certificates (AIA caIssuers).
     Crl,
+    /// Registration, signed policy, chain and CRL for agents (HTTPS, mutual TLS).
+    ManagementPoint,
 }
 
 impl Role {
-    pub const ALL: [Role; 1] = [Role::Crl];
+    pub const ALL: [Role; 2] = [Role::Crl, Role::ManagementPoint];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Crl => "crl",
+            Role::ManagementPoint => "management-point",
         }
+    }
+
+    /// Served over TLS (with the site's server certificate) rather than plain HTTP.
+    pub fn is_tls(self) -> bool {
+        matches!(self, Role::ManagementPoint)
+    }
+
+    /// Whether a TLS role refuses a handshake without a client certificate.
+    pub fn requires_client_certificate(self) -> bool {
+        self == Role::ManagementPoint
     }
 
     fn parse(key: &str) -> Option<Role> {
@@ -47,6 +61,95 @@ fn err(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default)]
     roles: BTreeMap<String, RawRole>,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    management_point: RawMp,
+    #[serde(default)]
+    policy: RawPolicy,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    mode: Option<String>,
+    intranet_fqdn: Option<String>,
+    internet_fqdn: Option<String>,
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+    password_file: Option<PathBuf>,
+    renew_before_days: Option<i64>,
+    check_crl: Option<bool>,
+    crl_poll_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMp {
+    registration: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    selection: Option<SelectionCriteria>,
+    multiple_match: Option<MultipleMatch>,
+    issuers: Option<Vec<String>>,
+    interval_secs: Option<i64>,
+    jitter_secs: Option<i64>,
+}
+
+/// Where the TLS roles' server certificate comes from, and how clients authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsMode {
+    /// The site issues its roles' certificate from its own CA and renews it itself; clients
+    /// may authenticate with a self-signed identity certificate they register.
+    EnhancedHttp,
+    /// The administrator's PKI certificate (checked against the `site-system-https` profile);
+    /// clients must present a certificate that chains to the site's root.
+    Pki {
+        certificate: PathBuf,
+        key: Option<PathBuf>,
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// `[tls]`: server certificates and client certificate checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub mode: TlsMode,
+    pub intranet_fqdn: String,
+    pub internet_fqdn: Option<String>,
+    /// Site maintenance renews the site-issued server certificate this long before expiry.
+    pub renew_before_days: i64,
+    /// Refuse client certificates revoked by the site's latest CRLs.
+    pub check_crl: bool,
+    /// How often the server looks for a newly published CRL (and a new policy version).
+    pub crl_poll_seconds: u64,
+}
+
+/// How enhanced-HTTP registrations are approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Every new self-signed identity is approved at once.
+    Auto,
+    /// An administrator approves each (`fleetpki client approve`).
+    Manual,
+}
+
+/// `[management_point]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MpConfig {
+    pub registration: Registration,
+}
+
+/// `[policy]`: the site-wide client settings every signed policy carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub selection: SelectionCriteria,
+    pub multiple_match: MultipleMatch,
+    pub issuers: Vec<String>,
+    pub schedule: Schedule,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,14 +193,17 @@ pub struct RoleConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
     pub roles: Vec<RoleConfig>,
+    pub tls: TlsConfig,
+    pub management_point: MpConfig,
+    pub policy: PolicyConfig,
 }
 
 impl ServeConfig {
     /// Every role on loopback: the CRL role where the site's base URL points when that is a
     /// loopback address (so the CDP and AIA URLs in issued certificates work), the others on
     /// ephemeral ports.
-    pub fn defaults(base_url: &str) -> ServeConfig {
-        Self::build(RawConfig::default(), base_url).unwrap_or(ServeConfig { roles: vec![] })
+    pub fn defaults(base_url: &str) -> Result<ServeConfig, ConfigError> {
+        Self::build(RawConfig::default(), base_url)
     }
 
     /// Reads a TOML file of `[roles.NAME]` tables (`enabled`, `listen`, `max_body_bytes`,
@@ -166,8 +272,152 @@ impl ServeConfig {
                 rate_per_minute,
             });
         }
-        Ok(ServeConfig { roles })
+        check_shared_addresses(&roles)?;
+        Ok(ServeConfig {
+            roles,
+            tls: build_tls(raw.tls, base_url)?,
+            management_point: MpConfig {
+                registration: match raw.management_point.registration.as_deref() {
+                    None | Some("auto") => Registration::Auto,
+                    Some("manual") => Registration::Manual,
+                    Some(other) => {
+                        return Err(err(
+                            "management_point.registration",
+                            format!("`{other}`: use auto or manual"),
+                        ));
+                    }
+                },
+            },
+            policy: build_policy(raw.policy)?,
+        })
     }
+}
+
+/// A plain-HTTP role and a TLS role cannot share one socket.
+fn check_shared_addresses(roles: &[RoleConfig]) -> Result<(), ConfigError> {
+    for (i, a) in roles.iter().enumerate() {
+        for b in &roles[i + 1..] {
+            if a.listen.port() != 0 && a.listen == b.listen && a.role.is_tls() != b.role.is_tls() {
+                let (tls, plain) = if a.role.is_tls() { (a, b) } else { (b, a) };
+                return Err(err(
+                    format!("roles.{}.listen", tls.role.name()),
+                    format!(
+                        "{} is also the plain-HTTP role {}'s address; an HTTPS role needs its own",
+                        tls.listen,
+                        plain.role.name()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host of a URL such as `http://pki.fleet.test:8080/x`.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    match host_port.rsplit_once(':') {
+        Some((h, _)) if !h.contains(']') || h.ends_with(']') => h,
+        _ => host_port,
+    }
+}
+
+fn build_tls(raw: RawTls, base_url: &str) -> Result<TlsConfig, ConfigError> {
+    let mode = match raw.mode.as_deref() {
+        None | Some("enhanced-http") => {
+            for (set, key) in [
+                (raw.certificate.is_some(), "tls.certificate"),
+                (raw.key.is_some(), "tls.key"),
+                (raw.password_file.is_some(), "tls.password_file"),
+            ] {
+                if set {
+                    return Err(err(
+                        key,
+                        "only used with mode = \"pki\" (enhanced HTTP issues its own certificate)",
+                    ));
+                }
+            }
+            TlsMode::EnhancedHttp
+        }
+        Some("pki") => TlsMode::Pki {
+            certificate: raw.certificate.ok_or_else(|| {
+                err(
+                    "tls.certificate",
+                    "required with mode = \"pki\": the server certificate (PEM with its chain, or PKCS#12)",
+                )
+            })?,
+            key: raw.key,
+            password_file: raw.password_file,
+        },
+        Some(other) => {
+            return Err(err(
+                "tls.mode",
+                format!("`{other}`: use enhanced-http or pki"),
+            ));
+        }
+    };
+    let intranet_fqdn = raw
+        .intranet_fqdn
+        .unwrap_or_else(|| url_host(base_url).to_string());
+    if intranet_fqdn.is_empty() {
+        return Err(err("tls.intranet_fqdn", "must not be empty"));
+    }
+    let renew_before_days = raw.renew_before_days.unwrap_or(42);
+    if !(1..=180).contains(&renew_before_days) {
+        return Err(err("tls.renew_before_days", "must lie between 1 and 180"));
+    }
+    let crl_poll_seconds = raw.crl_poll_seconds.unwrap_or(1);
+    if !(1..=3600).contains(&crl_poll_seconds) {
+        return Err(err("tls.crl_poll_seconds", "must lie between 1 and 3600"));
+    }
+    Ok(TlsConfig {
+        mode,
+        intranet_fqdn,
+        internet_fqdn: raw.internet_fqdn,
+        renew_before_days,
+        check_crl: raw.check_crl.unwrap_or(true),
+        crl_poll_seconds,
+    })
+}
+
+/// A policy error's rule without its `field: ` prefix (the key is named by the caller).
+fn rule_of(e: &fleetpki_policy::PolicyError) -> String {
+    let text = e.to_string();
+    text.strip_prefix(&format!("{}: ", e.field()))
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+fn build_policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
+    let d = Schedule::default();
+    let schedule = Schedule {
+        interval_secs: raw.interval_secs.unwrap_or(d.interval_secs),
+        jitter_secs: raw.jitter_secs.unwrap_or(d.jitter_secs),
+    };
+    let selection = match raw.selection.unwrap_or_default() {
+        SelectionCriteria::SubjectAttribute { oid, value } => {
+            SelectionCriteria::subject_attribute(&oid, &value)
+                .map_err(|e| err("policy.selection.subject_attribute.oid", rule_of(&e)))?
+        }
+        other => other,
+    };
+    let config = PolicyConfig {
+        selection,
+        multiple_match: raw.multiple_match.unwrap_or_default(),
+        issuers: raw.issuers.unwrap_or_default(),
+        schedule,
+    };
+    // The policy crate's own rules, checked now rather than at the first check-in.
+    let mut probe = fleetpki_policy::Policy::new("AAA", 1, 0, "probe");
+    probe.selection = config.selection.clone();
+    probe.multiple_match = config.multiple_match;
+    probe.issuers = config.issuers.clone();
+    probe.schedule = config.schedule;
+    probe
+        .validate()
+        .map_err(|e| err(format!("policy.{}", e.field()), rule_of(&e)))?;
+    Ok(config)
 }
 
 fn default_listen(role: Role, base_url: &str) -> SocketAddr {
@@ -197,10 +447,17 @@ mod tests {
 
     #[test]
     fn defaults_follow_the_base_url_on_loopback() {
-        let c = ServeConfig::defaults("http://localhost:8080");
-        assert_eq!(c.roles[0].listen, "127.0.0.1:8080".parse().unwrap());
-        let c = ServeConfig::defaults("http://pki.fleet.test");
-        assert_eq!(c.roles[0].listen.port(), 0);
+        let crl = |c: &ServeConfig| c.roles.iter().find(|r| r.role == Role::Crl).unwrap().listen;
+        let c = ServeConfig::defaults("http://localhost:8080").unwrap();
+        assert_eq!(crl(&c), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.tls.intranet_fqdn, "localhost");
+        assert_eq!(c.tls.mode, TlsMode::EnhancedHttp);
+        let c = ServeConfig::defaults("http://pki.fleet.test").unwrap();
+        assert_eq!(crl(&c).port(), 0);
+        assert_eq!(c.tls.intranet_fqdn, "pki.fleet.test");
+        for r in &c.roles {
+            assert_eq!(r.listen.ip(), std::net::Ipv4Addr::LOCALHOST, "{:?}", r.role);
+        }
     }
 
     #[test]
@@ -213,12 +470,32 @@ mod tests {
                 "roles.crl.max_body_bytes",
             ),
             ("[roles.crl]\nlisen = \"127.0.0.1:1\"\n", "line 2"),
+            ("[tls]\nmode = \"pki\"\n", "tls.certificate"),
+            ("[tls]\nmode = \"https\"\n", "tls.mode"),
+            ("[tls]\ncertificate = \"x.pem\"\n", "tls.certificate"),
+            ("[tls]\nrenew_before_days = 0\n", "tls.renew_before_days"),
+            (
+                "[management_point]\nregistration = \"sometimes\"\n",
+                "management_point.registration",
+            ),
+            (
+                "[policy]\njitter_secs = -5\n",
+                "policy.schedule.jitter_secs",
+            ),
+            (
+                "[policy]\nselection = { subject_attribute = { oid = \"Shoe\", value = \"x\" } }\n",
+                "policy.selection.subject_attribute.oid",
+            ),
+            (
+                "[roles.crl]\nlisten = \"127.0.0.1:9000\"\n[roles.management-point]\nlisten = \"127.0.0.1:9000\"\n",
+                "roles.management-point.listen",
+            ),
         ];
         for (text, key) in cases {
             let e = ServeConfig::parse(text, "http://localhost:8080").unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
         }
         let c = ServeConfig::parse("[roles.crl]\nenabled = false\n", "http://x.test").unwrap();
-        assert!(c.roles.is_empty());
+        assert!(c.roles.iter().all(|r| r.role != Role::Crl));
     }
 }

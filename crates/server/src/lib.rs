@@ -3,17 +3,23 @@
 //! also answers `/healthz` and `/metrics`.
 
 pub mod config;
+mod error;
+mod maintenance;
 mod metrics;
 mod roles;
+pub mod tls;
 
-pub use config::{ConfigError, Role, RoleConfig, ServeConfig};
+pub use config::{ConfigError, Role, RoleConfig, ServeConfig, TlsMode};
 
 use axum::Router;
 use fleetpki_ca::Site;
+use fleetpki_ca::keys::KeyRole;
+use fleetpki_x509::key::PrivateKey;
 use metrics::Metrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -28,12 +34,36 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Identity(#[from] tls::IdentityError),
+    #[error(transparent)]
+    Trust(#[from] tls::TrustError),
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error(transparent)]
+    Ca(#[from] fleetpki_ca::CaError),
+}
+
+/// TLS material shared by the HTTPS listeners and renewed by site maintenance.
+pub(crate) struct TlsState {
+    pub provider: Arc<rustls::crypto::CryptoProvider>,
+    pub trust: Arc<tls::verifier::ClientTrust>,
+    pub cert: Arc<tls::identity::ServerCert>,
 }
 
 /// What every handler may reach.
 pub(crate) struct AppState {
     pub site: Arc<Site>,
     pub metrics: Metrics,
+    pub config: ServeConfig,
+    pub tls: Option<TlsState>,
+    /// The store's policy version, refreshed by site maintenance.
+    pub policy_version: AtomicI64,
+    /// The site signing key, decrypted once at start (management point only).
+    pub signing_key: Option<PrivateKey>,
+    /// Every role's URL, known once all are bound.
+    pub urls: OnceLock<BTreeMap<&'static str, String>>,
+    pub policy_cache: roles::mp::PolicyCache,
 }
 
 /// A running server: the URL of each role, and the means to stop it.
@@ -69,18 +99,47 @@ impl Running {
 
 /// Binds every enabled role and starts serving.
 pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, ServeError> {
+    // Site maintenance's first pass: no role serves, or checks against, a missing CRL.
+    maintenance::ensure_crls(&site).await?;
+    let tls_state = if config.roles.iter().any(|r| r.role.is_tls()) {
+        Some(tls_state(&site, config).await?)
+    } else {
+        None
+    };
+    let signing_key = if config.roles.iter().any(|r| r.role == Role::ManagementPoint) {
+        Some(site.load_key(KeyRole::SiteSigning)?)
+    } else {
+        None
+    };
+    let policy_version = site
+        .store
+        .policy_version()
+        .await
+        .map_err(fleetpki_ca::CaError::from)?;
     let state = Arc::new(AppState {
         site,
         metrics: Metrics::default(),
+        config: config.clone(),
+        tls: tls_state,
+        policy_version: AtomicI64::new(policy_version),
+        signing_key,
+        urls: OnceLock::new(),
+        policy_cache: Default::default(),
     });
-    let mut by_addr: BTreeMap<SocketAddr, Vec<&RoleConfig>> = BTreeMap::new();
-    for rc in &config.roles {
-        by_addr.entry(rc.listen).or_default().push(rc);
+    // Roles on one fixed address share its socket (CRL and OCSP under the site's base URL);
+    // each role on an ephemeral port gets its own.
+    let mut by_addr: BTreeMap<(bool, SocketAddr, usize), Vec<&RoleConfig>> = BTreeMap::new();
+    for (i, rc) in config.roles.iter().enumerate() {
+        let unique = if rc.listen.port() == 0 { i + 1 } else { 0 };
+        by_addr
+            .entry((rc.role.is_tls(), rc.listen, unique))
+            .or_default()
+            .push(rc);
     }
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut urls = Vec::new();
-    for (addr, roles) in by_addr {
+    for ((is_tls, addr, _), roles) in by_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind {
@@ -94,27 +153,96 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
             source,
         })?;
         let mut router: Router<Arc<AppState>> = Router::new();
+        let scheme = if is_tls { "https" } else { "http" };
         for rc in &roles {
             router = router.merge(roles::router(rc, state.clone()));
-            urls.push((rc.role, format!("http://{local}")));
+            urls.push((rc.role, format!("{scheme}://{local}")));
         }
         let app = router.merge(metrics::router()).with_state(state.clone());
-        let mut stop = rx.clone();
-        tasks.spawn(async move {
-            axum::serve(
+        let stop = rx.clone();
+        if let (true, Some(t)) = (is_tls, &state.tls) {
+            let mandatory = roles.iter().all(|r| r.role.requires_client_certificate());
+            let server_config = tls::server_config(
+                t.provider.clone(),
+                t.trust.verifier(mandatory),
+                t.cert.clone(),
+            )?;
+            let role = roles[0].role.name();
+            tasks.spawn(tls::accept::serve(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
-        });
+                Arc::new(server_config),
+                app,
+                state.clone(),
+                role,
+                stop,
+            ));
+        } else {
+            let mut stop = stop;
+            tasks.spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { stopped(&mut stop).await })
+                .await
+            });
+        }
     }
     urls.sort();
+    let _ = state
+        .urls
+        .set(urls.iter().map(|(r, u)| (r.name(), u.clone())).collect());
+    let maint = state.clone();
+    let stop = rx.clone();
+    tasks.spawn(async move {
+        maintenance::run(maint, stop).await;
+        Ok(())
+    });
     Ok(Running {
         roles: urls,
         shutdown: tx,
         tasks,
     })
+}
+
+/// Site maintenance's first pass (CRLs present, server certificate issued or loaded) and the
+/// TLS material built from it.
+async fn tls_state(site: &Arc<Site>, config: &ServeConfig) -> Result<TlsState, ServeError> {
+    let provider = tls::provider();
+    let key = match &config.tls.mode {
+        TlsMode::EnhancedHttp => {
+            let (key, id, issued) =
+                tls::identity::site_issued(site, &config.tls, &provider).await?;
+            if issued {
+                tracing::info!(
+                    serial = id.serial,
+                    "site maintenance issued the site-system certificate"
+                );
+            }
+            key
+        }
+        TlsMode::Pki { .. } => tls::identity::load_pki(&config.tls, &provider)?,
+    };
+    let crls = if config.tls.check_crl {
+        maintenance::crls(site).await?.0
+    } else {
+        Vec::new()
+    };
+    let trust = tls::verifier::ClientTrust::new(
+        provider.clone(),
+        &site.root.der,
+        site.issuing.as_ref().map(|c| c.der.as_slice()),
+        crls,
+        config.tls.mode == TlsMode::EnhancedHttp,
+    )?;
+    Ok(TlsState {
+        provider,
+        trust: Arc::new(trust),
+        cert: Arc::new(tls::identity::ServerCert::new(key)),
+    })
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }

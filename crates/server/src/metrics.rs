@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 #[derive(Default)]
 pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    handshake_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -22,6 +23,29 @@ impl Metrics {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((role, status.as_u16())).or_default() += 1;
         }
+    }
+
+    pub fn handshake_failed(&self, role: &'static str, reason: &'static str) {
+        if let Ok(mut m) = self.handshake_failures.lock() {
+            *m.entry((role, reason)).or_default() += 1;
+        }
+    }
+}
+
+/// A short reason for a refused TLS handshake (the `reason` label).
+pub(crate) fn handshake_reason(err: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError as C, Error as E};
+    match err.get_ref().and_then(|e| e.downcast_ref::<E>()) {
+        Some(E::NoCertificatesPresented) => "no_client_certificate",
+        Some(E::InvalidCertificate(C::UnknownIssuer)) => "unknown_issuer",
+        Some(E::InvalidCertificate(C::Expired | C::ExpiredContext { .. })) => "expired",
+        Some(E::InvalidCertificate(C::Revoked)) => "revoked",
+        Some(E::InvalidCertificate(C::InvalidPurpose | C::InvalidPurposeContext { .. })) => {
+            "bad_eku"
+        }
+        Some(E::InvalidCertificate(_)) => "bad_certificate",
+        Some(_) => "protocol",
+        None => "io",
     }
 }
 
@@ -53,6 +77,18 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
             let _ = writeln!(
                 out,
                 "fleetpki_http_requests_total{{role=\"{role}\",status=\"{status}\"}} {n}"
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP fleetpki_tls_handshake_failures_total Refused TLS handshakes, by role and reason.\n# TYPE fleetpki_tls_handshake_failures_total counter"
+    );
+    if let Ok(m) = s.metrics.handshake_failures.lock() {
+        for ((role, reason), n) in m.iter() {
+            let _ = writeln!(
+                out,
+                "fleetpki_tls_handshake_failures_total{{role=\"{role}\",reason=\"{reason}\"}} {n}"
             );
         }
     }

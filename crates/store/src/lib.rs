@@ -205,7 +205,8 @@ pub trait Store: Send + Sync {
 
     async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError>;
 
-    /// The policy version: 0 before any policy change, then raised by every `PutTemplate` and
+    /// The policy version: 0 before any policy change, then raised by every `PutTemplate`,
+    /// `PutPrincipal`, `AddMember` (the directory decides what a client's policy grants) and
     /// `BumpPolicy`. It never decreases, so clients can refuse a policy older than one they saw.
     async fn policy_version(&self) -> Result<i64, StoreError>;
 

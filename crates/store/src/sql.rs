@@ -379,6 +379,8 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 args![p.name.as_str(), p.kind.name(), json("principal", &p)?],
             )
             .await?;
+            // A principal's entry (disabled, names) shapes its policy.
+            bump_policy(tx).await?;
             chain.append(tx, audit).await?;
         }
         Change::PutGroup { group, audit } => {
@@ -413,6 +415,8 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 args![group, principal],
             )
             .await?;
+            // Group membership decides which templates a client's policy grants.
+            bump_policy(tx).await?;
             chain.append(tx, audit).await?;
         }
         Change::SubmitRequest {

@@ -2029,20 +2029,35 @@ async fn policy_version(s: Arc<dyn Store>) {
         },
     )
     .await;
-    let others = vec![
+    // The directory shapes policy: a principal's entry and its groups move the version.
+    apply1(
+        s,
         Change::PutPrincipal {
             principal: principal("PC1"),
             audit: ev("principal.add", "PC1"),
         },
-        Change::PutGroup {
-            group: Group { name: "G".into() },
-            audit: ev("group.add", "G"),
-        },
+    )
+    .await;
+    assert_eq!(version().await, 7);
+    let others = vec![Change::PutGroup {
+        group: Group { name: "G".into() },
+        audit: ev("group.add", "G"),
+    }];
+    for change in others {
+        apply1(s, change).await;
+        assert_eq!(version().await, 7, "an empty group moves nothing");
+    }
+    apply1(
+        s,
         Change::AddMember {
             group: "G".into(),
             principal: "PC1".into(),
             audit: ev("group.add-member", "G"),
         },
+    )
+    .await;
+    assert_eq!(version().await, 8);
+    let others = vec![
         submit(
             new_request("PC1"),
             Decision::Issue(Box::new(cert("01", "Web", "PC1", 1_800_000_000))),
@@ -2079,7 +2094,7 @@ async fn policy_version(s: Arc<dyn Store>) {
     for change in others {
         let what = format!("{change:?}");
         apply1(s, change).await;
-        assert_eq!(version().await, 6, "moved by {what}");
+        assert_eq!(version().await, 8, "moved by {what}");
     }
 
     // A refused batch moves nothing.
@@ -2093,9 +2108,9 @@ async fn policy_version(s: Arc<dyn Store>) {
     )
     .await;
     assert_conflict(e, "certificate", "01");
-    assert_eq!(version().await, 6);
+    assert_eq!(version().await, 8);
     apply1(s, bump()).await;
-    assert_eq!(version().await, 7);
+    assert_eq!(version().await, 9);
 }
 
 async fn site_state_shared(a: Arc<dyn Store>, url: String) {

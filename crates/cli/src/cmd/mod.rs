@@ -4,6 +4,7 @@ pub mod audit;
 pub mod ca;
 pub mod cert;
 pub mod check;
+pub mod client;
 pub mod crl;
 pub mod directory;
 pub mod init;

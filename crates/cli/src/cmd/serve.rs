@@ -18,7 +18,7 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
     let site = Arc::new(ctx.site().await?);
     let config = match &a.config {
         Some(p) => ServeConfig::load(p, &site.config.base_url)?,
-        None => ServeConfig::defaults(&site.config.base_url),
+        None => ServeConfig::defaults(&site.config.base_url)?,
     };
     let mut running = fleetpki_server::start(site, &config).await?;
     for (role, url) in &running.roles {

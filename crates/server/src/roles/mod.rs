@@ -1,6 +1,7 @@
 //! The HTTP roles, one module each; `router` picks a role's routes and counts its requests.
 
 mod cdp;
+pub(crate) mod mp;
 
 use crate::AppState;
 use crate::config::{Role, RoleConfig};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 pub(crate) fn router(rc: &RoleConfig, state: Arc<AppState>) -> Router<Arc<AppState>> {
     let routes = match rc.role {
         Role::Crl => cdp::router(),
+        Role::ManagementPoint => mp::router(),
     };
     let role = rc.role.name();
     routes.layer(middleware::from_fn(move |req: Request, next: Next| {

@@ -1,0 +1,262 @@
+//! Client certificate verification for the HTTPS roles: rustls-webpki path validation against
+//! the site root with the site's CRLs (swapped in when a new CRL is published), plus the checks
+//! webpki leaves to the caller: an explicit Client Authentication EKU, and in enhanced HTTP a
+//! self-signed identity certificate that registration will vouch for.
+
+use arc_swap::ArcSwap;
+use fleetpki_x509::cert;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
+    SignatureScheme,
+};
+use std::sync::Arc;
+
+const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
+
+/// What the site trusts for client certificates; shared by every HTTPS listener.
+pub(crate) struct ClientTrust {
+    provider: Arc<CryptoProvider>,
+    roots: Arc<RootCertStore>,
+    /// The site's issuing CA: supplied as the intermediate when a client sends its leaf alone.
+    issuing: Option<CertificateDer<'static>>,
+    hints: Vec<DistinguishedName>,
+    /// Optional-auth and mandatory-auth webpki verifiers, rebuilt together on a new CRL.
+    current: ArcSwap<Verifiers>,
+    /// Accept self-signed identity certificates (enhanced HTTP registration).
+    self_signed_identities: bool,
+}
+
+struct Verifiers {
+    optional: Arc<dyn ClientCertVerifier>,
+    mandatory: Arc<dyn ClientCertVerifier>,
+}
+
+/// Why the verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("trust: the site root cannot be a trust anchor: {0}")]
+    Root(Error),
+    #[error("crl: a CRL of the site cannot be used: {0}")]
+    Verifier(String),
+}
+
+impl ClientTrust {
+    /// `root` and `issuing` are DER; `crls` the latest full CRL of every site CA (empty to skip
+    /// revocation checks). A chain whose CA has no CRL yet counts as not revoked only when
+    /// `crls` covers no CA at all; otherwise unknown status refuses the certificate.
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        root: &[u8],
+        issuing: Option<&[u8]>,
+        crls: Vec<Vec<u8>>,
+        self_signed_identities: bool,
+    ) -> Result<ClientTrust, TrustError> {
+        let mut store = RootCertStore::empty();
+        store
+            .add(CertificateDer::from(root.to_vec()))
+            .map_err(TrustError::Root)?;
+        let hints = store.subjects();
+        let roots = Arc::new(store);
+        let current = ArcSwap::from_pointee(build(&provider, &roots, crls)?);
+        Ok(ClientTrust {
+            provider,
+            roots,
+            issuing: issuing.map(|d| CertificateDer::from(d.to_vec())),
+            hints,
+            current,
+            self_signed_identities,
+        })
+    }
+
+    /// Replaces the CRLs; handshakes from now on use them, those in flight finish with the old.
+    pub fn reload(&self, crls: Vec<Vec<u8>>) -> Result<(), TrustError> {
+        let v = build(&self.provider, &self.roots, crls)?;
+        self.current.store(Arc::new(v));
+        Ok(())
+    }
+
+    /// The rustls verifier for a listener.
+    pub fn verifier(self: &Arc<Self>, mandatory: bool) -> Arc<ClientVerifier> {
+        Arc::new(ClientVerifier {
+            trust: self.clone(),
+            mandatory,
+        })
+    }
+}
+
+fn build(
+    provider: &Arc<CryptoProvider>,
+    roots: &Arc<RootCertStore>,
+    crls: Vec<Vec<u8>>,
+) -> Result<Verifiers, TrustError> {
+    let make = |mandatory: bool| {
+        let mut b = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+            .with_crls(
+                crls.iter()
+                    .map(|c| CertificateRevocationListDer::from(c.clone())),
+            );
+        if crls.is_empty() {
+            b = b.allow_unknown_revocation_status();
+        }
+        if !mandatory {
+            b = b.allow_unauthenticated();
+        }
+        b.build().map_err(|e| TrustError::Verifier(e.to_string()))
+    };
+    Ok(Verifiers {
+        optional: make(false)?,
+        mandatory: make(true)?,
+    })
+}
+
+/// The rustls `ClientCertVerifier` of one listener.
+#[derive(Debug)]
+pub(crate) struct ClientVerifier {
+    trust: Arc<ClientTrust>,
+    mandatory: bool,
+}
+
+impl std::fmt::Debug for ClientTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTrust")
+            .field("self_signed_identities", &self.self_signed_identities)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientVerifier {
+    fn inner(&self) -> Arc<dyn ClientCertVerifier> {
+        let v = self.trust.current.load();
+        if self.mandatory {
+            v.mandatory.clone()
+        } else {
+            v.optional.clone()
+        }
+    }
+}
+
+/// The certificate is self-signed (its own issuer, signature verifying with its own key) and
+/// not a CA: a client's registration identity.
+pub(crate) fn is_self_signed_identity(der: &[u8]) -> bool {
+    let Ok(c) = cert::parse("client certificate", der) else {
+        return false;
+    };
+    let Ok(info) = cert::info(&c) else {
+        return false;
+    };
+    !info.is_ca && info.subject == info.issuer && cert::verify_signed_by(&c, &c).is_ok()
+}
+
+fn require_client_auth_eku(der: &[u8]) -> Result<(), Error> {
+    let c = cert::parse("client certificate", der)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let info =
+        cert::info(&c).map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    if info.ekus.iter().any(|e| e == EKU_CLIENT_AUTH) {
+        Ok(())
+    } else {
+        // webpki accepts a certificate with no EKU at all; the site requires it explicitly.
+        Err(Error::InvalidCertificate(CertificateError::InvalidPurpose))
+    }
+}
+
+fn check_validity(der: &[u8], now: UnixTime) -> Result<(), Error> {
+    let c = cert::parse("client certificate", der)
+        .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let info =
+        cert::info(&c).map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now < info.not_before {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > info.not_after {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.mandatory
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.trust.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let inner = self.inner();
+        // A client that sends its certificate alone still chains through the site's issuing CA.
+        let supplied;
+        let intermediates = match (&self.trust.issuing, intermediates.is_empty()) {
+            (Some(issuing), true) => {
+                supplied = [issuing.clone()];
+                &supplied[..]
+            }
+            _ => intermediates,
+        };
+        match inner.verify_client_cert(end_entity, intermediates, now) {
+            Ok(v) => {
+                require_client_auth_eku(end_entity)?;
+                Ok(v)
+            }
+            Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self.trust.self_signed_identities && is_self_signed_identity(end_entity) =>
+            {
+                check_validity(end_entity, now)?;
+                require_client_auth_eku(end_entity)?;
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.trust.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.trust.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.trust
+            .provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
