@@ -337,6 +337,20 @@ impl Site {
         csr_bytes: &[u8],
         actor: &Actor,
     ) -> Result<Submitted, CaError> {
+        self.submit_with(template, principal, csr_bytes, actor, Vec::new())
+            .await
+    }
+
+    /// [`Site::submit`], committing `with` (e.g. a token's `ConsumeToken`) in the same
+    /// transaction as the request: if either is refused, neither happens.
+    pub async fn submit_with(
+        &self,
+        template: &str,
+        principal: &str,
+        csr_bytes: &[u8],
+        actor: &Actor,
+        with: Vec<Change>,
+    ) -> Result<Submitted, CaError> {
         let csr = csr::parse(csr_bytes)?;
         let (template, principal, groups) = self.request_context(template, principal).await?;
         let urls = self.urls_for(self.issuer().role);
@@ -374,11 +388,15 @@ impl Site {
             job.prepare(&csr, plan, now)?;
             let applied = self
                 .committer
-                .apply(vec![Change::SubmitRequest {
-                    request,
-                    decision: Decision::Pending,
-                    audit: vec![submit_event("pending approval")],
-                }])
+                .apply(
+                    std::iter::once(Change::SubmitRequest {
+                        request,
+                        decision: Decision::Pending,
+                        audit: vec![submit_event("pending approval")],
+                    })
+                    .chain(with)
+                    .collect(),
+                )
                 .await?;
             return Ok(Submitted::Pending {
                 request_id: request_id(&applied)?,
@@ -402,11 +420,15 @@ impl Site {
         ];
         let applied = self
             .committer
-            .apply(vec![Change::SubmitRequest {
-                request,
-                decision: Decision::Issue(Box::new(certificate.clone())),
-                audit,
-            }])
+            .apply(
+                std::iter::once(Change::SubmitRequest {
+                    request,
+                    decision: Decision::Issue(Box::new(certificate.clone())),
+                    audit,
+                })
+                .chain(with)
+                .collect(),
+            )
             .await?;
         let request_id = request_id(&applied)?;
         Ok(Submitted::Issued {

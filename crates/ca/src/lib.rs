@@ -17,6 +17,7 @@ pub mod revocation;
 pub mod site;
 pub mod site_system;
 pub mod templates;
+pub mod tokens;
 pub mod verify;
 
 pub use error::CaError;

@@ -58,6 +58,12 @@ enum Command {
     /// Clients registered with the management point: list, approve, block.
     #[command(subcommand)]
     Client(cmd::client::ClientCmd),
+    /// One-time enrollment tokens for the API.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCmd),
+    /// Admin API tokens (kept, hashed, in the serve config).
+    #[command(subcommand)]
+    ApiToken(cmd::token::ApiTokenCmd),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
@@ -119,6 +125,8 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Crl(c) => cmd::crl::run(&ctx, c).await,
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
         Command::Client(c) => cmd::client::run(&ctx, c).await,
+        Command::Token(c) => cmd::token::run(&ctx, c).await,
+        Command::ApiToken(c) => cmd::token::api_token(c),
     };
     done.map(|()| 0)
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 /// A site role served over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
+    /// The JSON enrollment and administration API (HTTPS, client certificate optional).
+    Api,
     /// CRL distribution point and CA certificates (AIA caIssuers).
     Crl,
     /// Registration, signed policy, chain and CRL for agents (HTTPS, mutual TLS).
@@ -17,10 +19,11 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 2] = [Role::Crl, Role::ManagementPoint];
+    pub const ALL: [Role; 3] = [Role::Api, Role::Crl, Role::ManagementPoint];
 
     pub fn name(self) -> &'static str {
         match self {
+            Role::Api => "api",
             Role::Crl => "crl",
             Role::ManagementPoint => "management-point",
         }
@@ -28,7 +31,7 @@ impl Role {
 
     /// Served over TLS (with the site's server certificate) rather than plain HTTP.
     pub fn is_tls(self) -> bool {
-        matches!(self, Role::ManagementPoint)
+        matches!(self, Role::Api | Role::ManagementPoint)
     }
 
     /// Whether a TLS role refuses a handshake without a client certificate.
@@ -67,6 +70,71 @@ struct RawConfig {
     management_point: RawMp,
     #[serde(default)]
     policy: RawPolicy,
+    #[serde(default)]
+    api: RawApi,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    ca_admin_groups: Option<Vec<String>>,
+    cert_manager_groups: Option<Vec<String>>,
+    auditor_groups: Option<Vec<String>>,
+    #[serde(default)]
+    tokens: BTreeMap<String, RawToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    role: String,
+    sha256: String,
+}
+
+/// An administrative role of the API (role separation as in ADCS: who manages the CA's
+/// templates is not who issues and revokes, and auditors only read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AdminRole {
+    /// Templates and CA settings; reads everything.
+    CaAdmin,
+    /// Approves, denies, revokes, publishes CRLs, issues enrollment tokens, decides clients;
+    /// reads everything.
+    CertManager,
+    /// Reads everything, changes nothing.
+    Auditor,
+}
+
+impl AdminRole {
+    pub const ALL: [AdminRole; 3] = [Self::CaAdmin, Self::CertManager, Self::Auditor];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CaAdmin => "ca-admin",
+            Self::CertManager => "cert-manager",
+            Self::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(t: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == t)
+    }
+}
+
+/// An API token from the config: only its SHA-256 is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: AdminRole,
+    /// Lower-case hex SHA-256 of the secret.
+    pub sha256: String,
+}
+
+/// `[api]`: who holds which administrative role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Directory groups whose members (by client certificate) hold each role.
+    pub groups: Vec<(AdminRole, String)>,
+    pub tokens: Vec<ApiToken>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -196,6 +264,7 @@ pub struct ServeConfig {
     pub tls: TlsConfig,
     pub management_point: MpConfig,
     pub policy: PolicyConfig,
+    pub api: ApiConfig,
 }
 
 impl ServeConfig {
@@ -289,6 +358,7 @@ impl ServeConfig {
                 },
             },
             policy: build_policy(raw.policy)?,
+            api: build_api(raw.api)?,
         })
     }
 }
@@ -379,6 +449,51 @@ fn build_tls(raw: RawTls, base_url: &str) -> Result<TlsConfig, ConfigError> {
         check_crl: raw.check_crl.unwrap_or(true),
         crl_poll_seconds,
     })
+}
+
+fn build_api(raw: RawApi) -> Result<ApiConfig, ConfigError> {
+    let mut groups = Vec::new();
+    for (role, list, default) in [
+        (AdminRole::CaAdmin, raw.ca_admin_groups, "ca-admins"),
+        (
+            AdminRole::CertManager,
+            raw.cert_manager_groups,
+            "cert-managers",
+        ),
+        (AdminRole::Auditor, raw.auditor_groups, "auditors"),
+    ] {
+        for g in list.unwrap_or_else(|| vec![default.to_string()]) {
+            groups.push((role, g));
+        }
+    }
+    let mut tokens = Vec::new();
+    for (name, t) in raw.tokens {
+        let key = |k: &str| format!("api.tokens.{name}.{k}");
+        let role = AdminRole::parse(&t.role).ok_or_else(|| {
+            err(
+                key("role"),
+                format!("`{}`: use ca-admin, cert-manager or auditor", t.role),
+            )
+        })?;
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err(
+                key("sha256"),
+                "must be 64 hex digits (what `fleetpki api-token new` prints)",
+            ));
+        }
+        if name.is_empty() || name.contains(':') {
+            return Err(err(
+                format!("api.tokens.{name}"),
+                "a token name must not be empty or contain ':'",
+            ));
+        }
+        tokens.push(ApiToken {
+            name,
+            role,
+            sha256: t.sha256.to_ascii_lowercase(),
+        });
+    }
+    Ok(ApiConfig { groups, tokens })
 }
 
 /// A policy error's rule without its `field: ` prefix (the key is named by the caller).

@@ -16,12 +16,21 @@ use std::sync::{Arc, Mutex};
 pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     handshake_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Issuances answered over HTTP: count and total seconds.
+    issuance: Mutex<(u64, f64)>,
 }
 
 impl Metrics {
     pub fn count(&self, role: &'static str, status: StatusCode) {
         if let Ok(mut m) = self.requests.lock() {
             *m.entry((role, status.as_u16())).or_default() += 1;
+        }
+    }
+
+    pub fn observe_issuance(&self, d: std::time::Duration) {
+        if let Ok(mut h) = self.issuance.lock() {
+            h.0 += 1;
+            h.1 += d.as_secs_f64();
         }
     }
 
@@ -91,6 +100,13 @@ async fn metrics(State(s): State<Arc<AppState>>) -> impl IntoResponse {
                 "fleetpki_tls_handshake_failures_total{{role=\"{role}\",reason=\"{reason}\"}} {n}"
             );
         }
+    }
+    if let Ok(h) = s.metrics.issuance.lock() {
+        let _ = writeln!(
+            out,
+            "# HELP fleetpki_issuance_seconds Time to answer an enrollment, certificate committed.\n# TYPE fleetpki_issuance_seconds summary\nfleetpki_issuance_seconds_sum {}\nfleetpki_issuance_seconds_count {}",
+            h.1, h.0
+        );
     }
     let store = &s.site.store;
     let pending = store

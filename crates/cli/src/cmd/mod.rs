@@ -12,6 +12,7 @@ pub mod quickstart;
 pub mod request;
 pub mod serve;
 pub mod template;
+pub mod token;
 
 use anyhow::{Context, Result};
 use fleetpki_ca::{Actor, Site};

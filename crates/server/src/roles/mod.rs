@@ -1,5 +1,6 @@
 //! The HTTP roles, one module each; `router` picks a role's routes and counts its requests.
 
+mod api;
 mod cdp;
 pub(crate) mod mp;
 
@@ -12,16 +13,19 @@ use std::sync::Arc;
 
 pub(crate) fn router(rc: &RoleConfig, state: Arc<AppState>) -> Router<Arc<AppState>> {
     let routes = match rc.role {
+        Role::Api => api::router(),
         Role::Crl => cdp::router(),
         Role::ManagementPoint => mp::router(),
     };
     let role = rc.role.name();
-    routes.layer(middleware::from_fn(move |req: Request, next: Next| {
-        let state = state.clone();
-        async move {
-            let resp = next.run(req).await;
-            state.metrics.count(role, resp.status());
-            resp
-        }
-    }))
+    routes
+        .layer(axum::extract::DefaultBodyLimit::max(rc.max_body_bytes))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            let state = state.clone();
+            async move {
+                let resp = next.run(req).await;
+                state.metrics.count(role, resp.status());
+                resp
+            }
+        }))
 }

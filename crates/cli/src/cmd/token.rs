@@ -1,0 +1,91 @@
+//! `fleetpki token`: one-time enrollment tokens; `fleetpki api-token`: admin API tokens.
+
+use super::{Ctx, actor};
+use anyhow::{Result, bail};
+use clap::Subcommand;
+use fleetpki_model::duration::parse_duration;
+use fleetpki_model::fmt_time;
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create a one-time enrollment token for a principal (shown once).
+    Create {
+        #[arg(long)]
+        principal: String,
+        /// Limit the token to one template.
+        #[arg(long)]
+        template: Option<String>,
+        /// How long it stays usable (e.g. 1h, 7d).
+        #[arg(long, default_value = "1d")]
+        expires: String,
+    },
+}
+
+pub async fn run(ctx: &Ctx, c: TokenCmd) -> Result<()> {
+    let site = ctx.site().await?;
+    match c {
+        TokenCmd::Create {
+            principal,
+            template,
+            expires,
+        } => {
+            let ttl = parse_duration("--expires", &expires)?;
+            let (token, text) = site
+                .token_create(&principal, template.as_deref(), ttl, &actor())
+                .await?;
+            eprintln!(
+                "one-time enrollment token for {}{}, usable until {}; it is shown only now:",
+                token.principal,
+                token
+                    .template
+                    .as_deref()
+                    .map(|t| format!(" (template {t})"))
+                    .unwrap_or_default(),
+                fmt_time(token.expires_at)
+            );
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum ApiTokenCmd {
+    /// Make a new admin API token: prints the secret (once) and the `[api.tokens]` lines for
+    /// the serve config, which keeps only its SHA-256.
+    New {
+        /// A name for the token (audit logs show `token:NAME`).
+        #[arg(long)]
+        name: String,
+        /// ca-admin, cert-manager or auditor.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+pub fn api_token(c: ApiTokenCmd) -> Result<()> {
+    match c {
+        ApiTokenCmd::New { name, role } => {
+            if !matches!(role.as_str(), "ca-admin" | "cert-manager" | "auditor") {
+                bail!("--role: `{role}`: use ca-admin, cert-manager or auditor");
+            }
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                bail!("--name: use letters, digits, '-' and '_'");
+            }
+            let mut raw = [0u8; 24];
+            aws_lc_rs::rand::fill(&mut raw)
+                .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+            let secret = hex::encode(raw);
+            let sha = fleetpki_x509::cert::fingerprint(secret.as_bytes());
+            eprintln!("add to the serve config (--config), then restart `fleetpki serve`:");
+            eprintln!("[api.tokens.{name}]\nrole = \"{role}\"\nsha256 = \"{sha}\"\n");
+            eprintln!("the token (send as `Authorization: Bearer TOKEN`), shown only now:");
+            println!("{name}:{secret}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,760 @@
+//! The `api` role: JSON enrollment (one-time token or client certificate), polling, renewal
+//! over mutual TLS, and the administrative operations of the CLI, authorised by role
+//! (`ca-admin`, `cert-manager`, `auditor`) through an admin client certificate or API token.
+
+use crate::AppState;
+use crate::config::AdminRole;
+use crate::error::HttpError;
+use crate::tls::Peer;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use fleetpki_ca::issuance::Submitted;
+use fleetpki_ca::keys::KeyRole;
+use fleetpki_ca::tokens::Presented;
+use fleetpki_ca::{Actor, CaError};
+use fleetpki_model::record::{CertFilter, CertificateRecord, RequestStatus, RevocationReason};
+use fleetpki_model::site::ClientStatus;
+use fleetpki_x509::pem;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/api/v1/ca/chain", get(chain))
+        .route("/api/v1/ca/crl", get(crl))
+        .route("/api/v1/enroll", post(enroll))
+        .route("/api/v1/renew", post(renew))
+        .route("/api/v1/requests", get(list_requests))
+        .route("/api/v1/requests/{id}", get(get_request))
+        .route("/api/v1/requests/{id}/approve", post(approve))
+        .route("/api/v1/requests/{id}/deny", post(deny))
+        .route("/api/v1/certificates", get(list_certificates))
+        .route("/api/v1/certificates/{serial}", get(get_certificate))
+        .route("/api/v1/certificates/{serial}/revoke", post(revoke))
+        .route("/api/v1/crl/publish", post(publish_crl))
+        .route("/api/v1/tokens", post(create_token))
+        .route("/api/v1/templates", get(list_templates))
+        .route(
+            "/api/v1/templates/{name}",
+            get(get_template).patch(set_template),
+        )
+        .route("/api/v1/templates/{name}/publish", post(publish_template))
+        .route("/api/v1/templates/{name}/bump", post(bump_template))
+        .route("/api/v1/clients", get(list_clients))
+        .route("/api/v1/clients/{name}/{decision}", post(decide_client))
+        .route("/api/v1/audit", get(audit))
+}
+
+// ---- who is calling ----
+
+/// The authenticated caller of one request.
+struct Caller {
+    /// For the audit log: the principal, or `token:NAME`.
+    name: String,
+    /// The directory principal, when the caller presented a certificate the site issued.
+    principal: Option<String>,
+    /// The certificate it presented (PKI certificates only).
+    certificate: Option<CertificateRecord>,
+    roles: BTreeSet<AdminRole>,
+    /// A one-time enrollment token from `Authorization: Bearer ID.SECRET`.
+    enroll_token: Option<String>,
+}
+
+impl Caller {
+    fn actor(&self, peer: &Peer) -> Actor {
+        Actor::new(self.name.clone(), format!("api {}", peer.addr))
+    }
+
+    /// Holds one of `roles`, or else 401 (nobody) / 403 (somebody without the role).
+    fn require(&self, roles: &[AdminRole]) -> Result<(), HttpError> {
+        if roles.iter().any(|r| self.roles.contains(r)) {
+            return Ok(());
+        }
+        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        if self.principal.is_none() && self.roles.is_empty() {
+            return Err(HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "authorization",
+                format!(
+                    "needs the {} role: present an admin client certificate or `Authorization: Bearer NAME:SECRET`",
+                    names.join(" or ")
+                ),
+            ));
+        }
+        Err(HttpError::forbidden(
+            "authorization",
+            format!(
+                "`{}` does not hold the {} role",
+                self.name,
+                names.join(" or ")
+            ),
+        ))
+    }
+}
+
+const READERS: [AdminRole; 3] = [
+    AdminRole::CaAdmin,
+    AdminRole::CertManager,
+    AdminRole::Auditor,
+];
+
+/// Lower-case hex SHA-256.
+fn sha256_hex(bytes: &[u8]) -> String {
+    fleetpki_x509::cert::fingerprint(bytes)
+}
+
+async fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<Caller, HttpError> {
+    let mut c = Caller {
+        name: "anonymous".into(),
+        principal: None,
+        certificate: None,
+        roles: BTreeSet::new(),
+        enroll_token: None,
+    };
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let text = value
+            .to_str()
+            .map_err(|_| HttpError::bad_request("authorization", "not ASCII"))?;
+        let bearer = text.strip_prefix("Bearer ").ok_or_else(|| {
+            HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "authorization",
+                "use `Bearer NAME:SECRET` (API token) or `Bearer ID.SECRET` (enrollment token)",
+            )
+        })?;
+        if let Some((name, secret)) = bearer.split_once(':') {
+            let token = state
+                .config
+                .api
+                .tokens
+                .iter()
+                .find(|t| t.name == name)
+                .filter(|t| {
+                    let got = sha256_hex(secret.as_bytes());
+                    constant_time_eq(got.as_bytes(), t.sha256.as_bytes())
+                })
+                .ok_or_else(|| {
+                    HttpError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "authorization",
+                        "unknown API token or wrong secret",
+                    )
+                })?;
+            c.name = format!("token:{}", token.name);
+            c.roles.insert(token.role);
+        } else {
+            c.enroll_token = Some(bearer.to_string());
+        }
+    }
+    if let Some(cert) = peer.cert.as_deref().filter(|c| !c.self_signed) {
+        let parsed = fleetpki_x509::cert::parse("client certificate", &cert.der)
+            .map_err(|e| HttpError::bad_request("client certificate", e.to_string()))?;
+        let info = fleetpki_x509::cert::info(&parsed)
+            .map_err(|e| HttpError::bad_request("client certificate", e.to_string()))?;
+        if let Some(record) = state
+            .site
+            .store
+            .certificate(&info.serial_hex)
+            .await?
+            .filter(|r| r.der == cert.der && r.revocation.is_none())
+        {
+            let groups = state.site.store.groups_of(&record.principal).await?;
+            for (role, group) in &state.config.api.groups {
+                if groups.contains(group) {
+                    c.roles.insert(*role);
+                }
+            }
+            if c.name == "anonymous" {
+                c.name = record.principal.clone();
+            }
+            c.principal = Some(record.principal.clone());
+            c.certificate = Some(record);
+        }
+    }
+    Ok(c)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, HttpError> {
+    b.map(|Json(v)| v).map_err(|e| {
+        let status = e.status();
+        HttpError::new(status, "body", e.body_text())
+    })
+}
+
+fn token_error(e: CaError) -> HttpError {
+    let mut h = HttpError::from(e);
+    if h.field == "token" {
+        h.status = StatusCode::UNAUTHORIZED;
+    }
+    h
+}
+
+// ---- CA material ----
+
+async fn chain(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+        state.site.chain_pem(),
+    )
+        .into_response()
+}
+
+async fn crl(State(state): State<Arc<AppState>>) -> Result<Response, HttpError> {
+    let issuer = state.site.issuer().role.name();
+    let crl = state
+        .site
+        .store
+        .latest_crl(issuer, false)
+        .await?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "crl", "no CRL published yet"))?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response())
+}
+
+// ---- enrollment ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    /// Template name or display name.
+    template: String,
+    /// PKCS#10, PEM.
+    csr: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    csr: String,
+}
+
+fn issued_json(state: &AppState, request_id: i64, c: &CertificateRecord) -> Value {
+    json!({
+        "status": "issued",
+        "request_id": request_id,
+        "serial": c.serial,
+        "not_after": c.not_after,
+        "certificate": pem::encode("CERTIFICATE", &c.der),
+        "chain": state.site.chain_pem(),
+    })
+}
+
+fn submitted(state: &AppState, s: Submitted) -> Response {
+    match s {
+        Submitted::Issued {
+            request_id,
+            certificate,
+        } => (
+            StatusCode::CREATED,
+            Json(issued_json(state, request_id, &certificate)),
+        )
+            .into_response(),
+        Submitted::Pending { request_id } => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "status": "pending", "request_id": request_id })),
+        )
+            .into_response(),
+    }
+}
+
+/// Enroll: a CSR under a template, for the holder of a one-time token, or for the principal
+/// whose certificate the connection presented. 201 with the certificate once it is committed,
+/// 202 when the template needs approval.
+async fn enroll(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<EnrollBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    let b = body(b)?;
+    let started = Instant::now();
+    let result = if let Some(token) = &c.enroll_token {
+        let presented = Presented::parse(token).map_err(token_error)?;
+        let actor = Actor::new(
+            format!("token:{}", presented.id),
+            format!("api {}", peer.addr),
+        );
+        state
+            .site
+            .submit_with_token(&b.template, b.csr.as_bytes(), &presented, &actor)
+            .await
+            .map_err(token_error)?
+    } else if let Some(principal) = &c.principal {
+        state
+            .site
+            .submit(&b.template, principal, b.csr.as_bytes(), &c.actor(&peer))
+            .await?
+    } else {
+        return Err(HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "authorization",
+            "enroll with `Authorization: Bearer ID.SECRET` (a one-time token from `fleetpki token create`) or a client certificate from this site",
+        ));
+    };
+    state.metrics.observe_issuance(started.elapsed());
+    Ok(submitted(&state, result))
+}
+
+/// Renew over mutual TLS: a new certificate under the same template for the same principal as
+/// the (valid, unrevoked) certificate the connection presented.
+async fn renew(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<RenewBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    let current = c.certificate.as_ref().ok_or_else(|| {
+        HttpError::new(
+            StatusCode::UNAUTHORIZED,
+            "client certificate",
+            "renewal needs the current certificate, presented as the TLS client certificate",
+        )
+    })?;
+    let b = body(b)?;
+    let started = Instant::now();
+    let result = state
+        .site
+        .submit(
+            &current.template,
+            &current.principal,
+            b.csr.as_bytes(),
+            &c.actor(&peer),
+        )
+        .await?;
+    state.metrics.observe_issuance(started.elapsed());
+    Ok(submitted(&state, result))
+}
+
+/// A request's state: its owner (token or certificate of the same principal) or a reader.
+async fn get_request(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    let req = state.site.store.request(id).await?.ok_or_else(|| {
+        HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}"))
+    })?;
+    let owner = match (&c.enroll_token, &c.principal) {
+        (Some(t), _) => {
+            let presented = Presented::parse(t).map_err(token_error)?;
+            let token = state
+                .site
+                .token_check(&presented)
+                .await
+                .map_err(token_error)?;
+            token.principal == req.principal
+        }
+        (None, Some(p)) => *p == req.principal,
+        _ => false,
+    };
+    if !owner {
+        c.require(&READERS)?;
+    }
+    let mut out = json!({
+        "request_id": req.id,
+        "status": req.status.name(),
+        "template": req.template,
+        "principal": req.principal,
+        "submitted_at": req.submitted_at,
+        "decided_at": req.decided_at,
+        "reason": req.reason,
+    });
+    if let Some(serial) = &req.serial
+        && let Some(cert) = state.site.store.certificate(serial).await?
+    {
+        out = issued_json(&state, req.id, &cert);
+    }
+    Ok(Json(out).into_response())
+}
+
+// ---- administration ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestQuery {
+    status: Option<String>,
+}
+
+async fn list_requests(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Query(q): Query<RequestQuery>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
+            HttpError::bad_request("status", format!("`{s}`: use pending, issued or denied"))
+        })?),
+    };
+    let rows = state.site.store.requests(status).await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "request_id": r.id, "status": r.status.name(), "template": r.template,
+                "principal": r.principal, "submitted_by": r.submitted_by,
+                "submitted_at": r.submitted_at, "decided_by": r.decided_by,
+                "reason": r.reason, "serial": r.serial,
+            })
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+async fn approve(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let started = Instant::now();
+    let cert = state.site.approve(id, &c.actor(&peer)).await?;
+    state.metrics.observe_issuance(started.elapsed());
+    Ok((StatusCode::CREATED, Json(issued_json(&state, id, &cert))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+async fn deny(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    b: Result<Json<ReasonBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let b = body(b)?;
+    state.site.deny(id, &b.reason, &c.actor(&peer)).await?;
+    Ok(Json(json!({ "request_id": id, "status": "denied" })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertQuery {
+    template: Option<String>,
+    principal: Option<String>,
+    expiring_before: Option<i64>,
+    #[serde(default)]
+    revoked: bool,
+}
+
+fn cert_json(c: &CertificateRecord) -> Value {
+    json!({
+        "serial": c.serial, "template": c.template,
+        "template_version": c.template_version.to_string(), "principal": c.principal,
+        "subject": c.subject, "sans": c.sans, "key": c.key, "not_before": c.not_before,
+        "not_after": c.not_after, "request_id": c.request_id,
+        "revoked_at": c.revocation.as_ref().map(|r| r.at),
+        "revocation_reason": c.revocation.as_ref().map(|r| r.reason.name()),
+    })
+}
+
+async fn list_certificates(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Query(q): Query<CertQuery>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let rows = state
+        .site
+        .certificates(&CertFilter {
+            template: q.template,
+            principal: q.principal,
+            expiring_before: q.expiring_before,
+            revoked_only: q.revoked,
+        })
+        .await?;
+    Ok(Json(rows.iter().map(cert_json).collect::<Vec<_>>()).into_response())
+}
+
+async fn get_certificate(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let c = state.site.certificate(&serial).await?;
+    let mut v = cert_json(&c);
+    v["certificate"] = Value::String(pem::encode("CERTIFICATE", &c.der));
+    Ok(Json(v).into_response())
+}
+
+async fn revoke(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(serial): Path<String>,
+    b: Result<Json<ReasonBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let b = body(b)?;
+    let reason = RevocationReason::parse("reason", &b.reason)
+        .map_err(|e| HttpError::bad_request("reason", e.rule))?;
+    let r = state.site.revoke(&serial, reason, &c.actor(&peer)).await?;
+    Ok(
+        Json(json!({ "serial": serial, "revoked_at": r.at, "reason": r.reason.name() }))
+            .into_response(),
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CrlBody {
+    /// `root` or `issuing` (default: the CA that issues end-entity certificates).
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    delta: bool,
+}
+
+async fn publish_crl(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<CrlBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let b = body(b)?;
+    let issuer = match b.issuer.as_deref() {
+        None => None,
+        Some("root") => Some(KeyRole::Root),
+        Some("issuing") => Some(KeyRole::Issuing),
+        Some(o) => {
+            return Err(HttpError::bad_request(
+                "issuer",
+                format!("`{o}`: use root or issuing"),
+            ));
+        }
+    };
+    let crl = state
+        .site
+        .publish_crl(issuer, b.delta, None, &c.actor(&peer))
+        .await?;
+    Ok(Json(json!({
+        "issuer": crl.issuer, "number": crl.number, "base_number": crl.base_number,
+        "this_update": crl.this_update, "next_update": crl.next_update,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    principal: String,
+    template: Option<String>,
+    /// Seconds (default one day).
+    expires_in: Option<i64>,
+}
+
+async fn create_token(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<TokenBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let b = body(b)?;
+    let (token, text) = state
+        .site
+        .token_create(
+            &b.principal,
+            b.template.as_deref(),
+            b.expires_in.unwrap_or(86_400),
+            &c.actor(&peer),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": text, "id": token.id, "principal": token.principal,
+            "template": token.template, "expires_at": token.expires_at,
+        })),
+    )
+        .into_response())
+}
+
+async fn list_templates(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    Ok(Json(state.site.store.templates().await?).into_response())
+}
+
+async fn get_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    Ok(Json(state.site.find_template(&name).await?).into_response())
+}
+
+/// `{"validity": "1y", "require_approval": "true", ...}`: the fields `fleetpki template set`
+/// takes, with the same rules.
+async fn set_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<Json<std::collections::BTreeMap<String, Value>>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let edits = body(b)?
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                Value::Array(items) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| i.to_string())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect::<Vec<_>>();
+    let t = state
+        .site
+        .template_set(&name, &edits, &c.actor(&peer))
+        .await?;
+    Ok(Json(t).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublishBody {
+    published: bool,
+}
+
+async fn publish_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<Json<PublishBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    let t = state
+        .site
+        .template_publish(&name, b.published, &c.actor(&peer))
+        .await?;
+    Ok(Json(t).into_response())
+}
+
+async fn bump_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    Ok(Json(state.site.template_bump(&name, &c.actor(&peer)).await?).into_response())
+}
+
+async fn list_clients(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    Ok(Json(state.site.clients(None).await?).into_response())
+}
+
+async fn decide_client(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path((name, decision)): Path<(String, String)>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let status = match decision.as_str() {
+        "approve" => ClientStatus::Approved,
+        "block" => ClientStatus::Blocked,
+        other => {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "decision",
+                format!("`{other}`: use approve or block"),
+            ));
+        }
+    };
+    let r = state
+        .site
+        .client_decide(&name, status, &c.actor(&peer))
+        .await?;
+    Ok(Json(r).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(HttpError::bad_request(
+            "limit",
+            "must lie between 1 and 1000",
+        ));
+    }
+    Ok(Json(state.site.audit_list(q.after.unwrap_or(0), limit).await?).into_response())
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
