@@ -116,7 +116,7 @@ fn cdp_and_aia_serve_what_certificates_point_to() {
     let server = Server::start(
         &site,
         &format!(
-            "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.management-point]\nenabled = false\n"
+            "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.management-point]\nenabled = false\n[roles.api]\nenabled = false\n"
         ),
         1,
     );
