@@ -12,6 +12,7 @@ use fleetpki_ca::verify::Usage;
 use fleetpki_ca::{CaSource, InitOptions, Site};
 use fleetpki_model::directory::{Principal, PrincipalKind};
 use fleetpki_model::fmt_time;
+use fleetpki_server::{Role, ServeConfig};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{csr, name, pem};
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ pub struct QuickstartArgs {
     /// under the system's temporary directory.
     #[arg(long = "demo-dir")]
     demo_dir: Option<PathBuf>,
+    /// Stop after enrolling instead of serving the site's roles until interrupted.
+    #[arg(long)]
+    no_serve: bool,
 }
 
 pub async fn run(a: QuickstartArgs) -> Result<()> {
@@ -57,7 +61,8 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
     let opts = InitOptions {
         site_code: "PS1".into(),
         name: Some("Quickstart demo site".into()),
-        base_url: None,
+        // A free loopback port for the CRL/OCSP base URL that certificates will carry.
+        base_url: Some(format!("http://localhost:{}", free_port()?)),
         database: None,
         passphrase: None,
         ca: CaSource::Generate {
@@ -142,5 +147,63 @@ pub async fn run(a: QuickstartArgs) -> Result<()> {
         dir.display(),
         dir.display()
     );
+    if a.no_serve {
+        return Ok(());
+    }
+    serve(site, &client_dir).await
+}
+
+/// Step 6: the site's roles on loopback, with commands to talk to them as PC0001 would.
+async fn serve(site: Site, client_dir: &std::path::Path) -> Result<()> {
+    println!(
+        "\n6. Site roles on loopback (site-issued TLS certificate, CRLs published by site maintenance):"
+    );
+    let config = ServeConfig::defaults(&site.config.base_url)?;
+    let mut running = fleetpki_server::start(std::sync::Arc::new(site), &config).await?;
+    for (role, url) in &running.roles {
+        println!("  {:<17} {url}", role.name());
+    }
+    let host = |role: Role| {
+        running
+            .url(role)
+            .map(|u| u.replace("127.0.0.1", "localhost"))
+            .unwrap_or_default()
+    };
+    let d = client_dir.display();
+    println!(
+        "\nPC0001 checks in at the management point with its certificate (mutual TLS) and gets its signed policy:"
+    );
+    println!(
+        "  curl -s --cacert {d}/root.pem --cert {d}/pc0001.pem --key {d}/pc0001.key.pem {}/mp/policy",
+        host(Role::ManagementPoint)
+    );
+    println!("Without a client certificate the handshake is refused:");
+    println!(
+        "  curl -s --cacert {d}/root.pem {}/mp/policy",
+        host(Role::ManagementPoint)
+    );
+    println!("The CRL the certificate points to, and the API's description:");
+    println!("  curl -so issuing.crl {}/crl/issuing.crl", host(Role::Crl));
+    println!(
+        "  curl -s --cacert {d}/root.pem {}/openapi.json",
+        host(Role::Api)
+    );
+    println!("\nServing until Ctrl-C.");
+    use std::io::Write;
+    std::io::stdout().flush().context("stdout")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        failed = running.wait() => {
+            if let Some(Err(e)) = failed {
+                anyhow::bail!("a listener stopped: {e}");
+            }
+        }
+    }
+    running.shutdown().await;
     Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("cannot find a free port")?;
+    Ok(l.local_addr().context("cannot find a free port")?.port())
 }
