@@ -4,8 +4,10 @@ mod cmd;
 mod output;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +22,10 @@ struct Cli {
     /// A file holding the passphrase of the site's CA keys (else FLEETPKI_PASSPHRASE).
     #[arg(long, global = true)]
     passphrase_file: Option<PathBuf>,
+    /// How logs are written to stderr: text for people, json (one object a line) for
+    /// collectors. The level comes from RUST_LOG (default: info for fleetpki, warn for the rest).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +75,41 @@ enum Command {
     Audit(cmd::audit::AuditCmd),
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// What is logged without RUST_LOG: fleetpki's own events (every `fleetpki*` target: the
+/// filter matches target prefixes), and only warnings from the libraries underneath.
+const DEFAULT_LOG: &str = "warn,fleetpki=info";
+
+/// Logs go to stderr in both formats: stdout carries command output (and `serve`'s
+/// `ROLE listening on URL` lines, which scripts read).
+fn init_logs(format: LogFormat) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
+            eprintln!("warning: RUST_LOG `{v}` is not a valid filter ({e}); using `{DEFAULT_LOG}`");
+            EnvFilter::new(DEFAULT_LOG)
+        }),
+        _ => EnvFilter::new(DEFAULT_LOG),
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        // Fields at the top level of each object, where collectors look for them.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
 /// Options shared by listings.
 #[derive(Args, Clone, Copy)]
 pub struct ListOpts {
@@ -79,13 +120,7 @@ pub struct ListOpts {
 
 fn main() {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLEETPKI_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -4,31 +4,53 @@
 mod common;
 use common::{Site, bin, openssl_csr, s};
 use fleetpki_testkit as kit;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 struct Server {
     child: Child,
     urls: Vec<(String, String)>,
+    /// The rest of stdout, after the `ROLE listening on URL` lines.
+    stdout: BufReader<ChildStdout>,
 }
 
 impl Server {
     /// Starts `fleetpki serve` and reads its `ROLE listening on URL` lines.
     fn start(site: &Site, config: &str, roles: usize) -> Server {
+        Self::start_with(site, config, roles, &[], &[], Stdio::inherit())
+    }
+
+    /// `start`, with global options before `serve`, environment variables, and stderr as given.
+    fn start_with(
+        site: &Site,
+        config: &str,
+        roles: usize,
+        global: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Server {
         let cfg = site.path("serve.toml");
         std::fs::write(&cfg, config).expect("config");
         let mut child = bin()
             .env("FLEETPKI_DIR", site.dir.path())
+            .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
+            .args(global)
             .args(["serve", "--config", s(&cfg)])
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn serve");
-        let out = child.stdout.take().expect("stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut urls = Vec::new();
-        for line in BufReader::new(out).lines().take(roles) {
-            let line = line.expect("line");
+        let mut line = String::new();
+        while urls.len() < roles {
+            line.clear();
+            if stdout.read_line(&mut line).expect("line") == 0 {
+                break;
+            }
             let (role, url) = line
+                .trim_end()
                 .split_once(" listening on ")
                 .unwrap_or_else(|| panic!("unexpected line: {line}"));
             urls.push((role.to_string(), url.to_string()));
@@ -38,7 +60,11 @@ impl Server {
             roles,
             "serve stopped before announcing every role"
         );
-        Server { child, urls }
+        Server {
+            child,
+            urls,
+            stdout,
+        }
     }
 
     fn url(&self, role: &str) -> &str {
@@ -51,11 +77,22 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
+    fn stop(self) -> std::process::ExitStatus {
+        self.stop_and_read().0
+    }
+
+    /// SIGTERM, then the exit status, the rest of stdout, and stderr if it was piped.
+    fn stop_and_read(mut self) -> (std::process::ExitStatus, String, String) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().expect("wait")
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            e.read_to_string(&mut err).expect("stderr");
+        }
+        let mut out = String::new();
+        self.stdout.read_to_string(&mut out).expect("stdout");
+        (self.child.wait().expect("wait"), out, err)
     }
 }
 
@@ -211,6 +248,12 @@ fn cdp_and_aia_serve_what_certificates_point_to() {
         "{m}"
     );
     assert!(m.contains("fleetpki_certificates_expiring_42d 0"), "{m}");
+    assert!(m.contains("fleetpki_pending_requests 0"), "{m}");
+    assert!(m.contains("fleetpki_store_up 1"), "{m}");
+    assert!(
+        m.contains("# TYPE fleetpki_issuance_seconds histogram"),
+        "{m}"
+    );
 
     assert!(server.stop().success(), "SIGTERM is a clean shutdown");
 }
@@ -229,4 +272,72 @@ fn bad_serve_config_names_the_key() {
     std::fs::write(&cfg, "[roles.ocsp-typo]\n").expect("write");
     let err = site.fails(&["serve", "--config", s(&cfg)]);
     assert!(err.contains("roles.ocsp-typo: unknown role"), "{err}");
+}
+
+/// `--log-format json`: every stderr line is a JSON object, one per request with its role,
+/// method, path, status, latency and peer; stdout still carries only the listening lines.
+#[test]
+fn json_request_log_on_stderr() {
+    let port = free_port();
+    let site = Site::empty();
+    site.ok(&["init", "--site-code", "PS1"]);
+    let config = format!(
+        "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n"
+    );
+    let server = Server::start_with(
+        &site,
+        &config,
+        1,
+        &["--log-format", "json"],
+        &[],
+        Stdio::piped(),
+    );
+    let base = server.url("crl").to_string();
+    let (code, _) = curl(&format!("{base}/ca/root.crt"), &site.path("root.crt"));
+    assert_eq!(code, "200");
+    let (status, rest, stderr) = server.stop_and_read();
+    assert!(status.success(), "SIGTERM is a clean shutdown: {stderr}");
+    assert_eq!(rest, "", "stdout carries only the listening lines");
+
+    let events: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 1, "one event per request: {stderr}");
+    let r = requests[0];
+    assert_eq!(r["level"], "INFO", "{r}");
+    assert_eq!(r["target"], "fleetpki_server::request", "{r}");
+    assert_eq!(r["role"], "crl", "{r}");
+    assert_eq!(r["method"], "GET", "{r}");
+    assert_eq!(r["path"], "/ca/root.crt", "{r}");
+    assert_eq!(r["status"], 200, "{r}");
+    let latency = r["latency_ms"].as_f64().expect("latency_ms is a number");
+    assert!((0.0..10_000.0).contains(&latency), "{r}");
+    let peer = r["peer"].as_str().expect("peer");
+    assert!(peer.starts_with("127.0.0.1:"), "{r}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"] == "listening" && e["url"] == base.as_str()),
+        "{stderr}"
+    );
+
+    // RUST_LOG decides the level: at warn, no request events (and text is the default format).
+    let server = Server::start_with(
+        &site,
+        &config,
+        1,
+        &[],
+        &[("RUST_LOG", "warn")],
+        Stdio::piped(),
+    );
+    let (code, _) = curl(&format!("{base}/ca/root.crt"), &site.path("root.crt"));
+    assert_eq!(code, "200");
+    let (status, _, stderr) = server.stop_and_read();
+    assert!(status.success());
+    assert!(!stderr.contains("request"), "{stderr}");
 }

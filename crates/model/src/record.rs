@@ -204,6 +204,10 @@ pub struct CertFilter {
     pub principal: Option<String>,
     /// Only unrevoked certificates whose notAfter falls before this time.
     pub expiring_before: Option<UnixTime>,
+    /// Only certificates not yet expired at this time (notAfter at or after it): with
+    /// `expiring_before`, the certificates that will expire in a window, without those that
+    /// already did (which would otherwise pile up forever in an "expiring soon" count).
+    pub unexpired_at: Option<UnixTime>,
     pub revoked_only: bool,
 }
 

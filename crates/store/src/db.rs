@@ -188,7 +188,7 @@ impl Db {
 
     pub(crate) async fn fetch_one(
         &self,
-        sql: &'static str,
+        sql: impl SqlSafeStr,
         args: Vec<Arg>,
     ) -> Result<Row, StoreError> {
         Ok(on_each!(

@@ -176,10 +176,17 @@ pub trait Store: Send + Sync {
         status: Option<RequestStatus>,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
+    /// How many requests [`Store::requests`] would return, counted by the database (for
+    /// metrics: no row is loaded).
+    async fn count_requests(&self, status: Option<RequestStatus>) -> Result<i64, StoreError>;
+
     async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
     /// Certificates matching `filter`, by notAfter ascending.
     async fn certificates(&self, filter: &CertFilter)
     -> Result<Vec<CertificateRecord>, StoreError>;
+    /// How many certificates [`Store::certificates`] would return for `filter`, counted by the
+    /// database (for metrics: no row, and so no DER, is loaded).
+    async fn count_certificates(&self, filter: &CertFilter) -> Result<i64, StoreError>;
     /// `(serial, revocation)` of every revoked certificate, or only those revoked at or after `since`.
     async fn revocations(
         &self,

@@ -974,6 +974,35 @@ fn digest_value(
     Ok(())
 }
 
+/// `select` over the certificates matching `filter`, and its bound values: what `certificates`
+/// lists and `count_certificates` counts, so the two cannot disagree. Built from fixed fragments
+/// only (values are bound), so that each filter gets a plan that can use its index;
+/// `($1 IS NULL OR …)` would defeat them.
+fn cert_query(select: &str, filter: &CertFilter) -> (String, Vec<Arg>) {
+    let mut sql = format!("{select} FROM certificates WHERE 1 = 1");
+    let mut args: Vec<Arg> = Vec::new();
+    let mut push = |fragment: &str, value: Arg| {
+        args.push(value);
+        sql.push_str(&fragment.replace("$?", &format!("${}", args.len())));
+    };
+    if let Some(t) = &filter.template {
+        push(" AND template = $?", t.into());
+    }
+    if let Some(p) = &filter.principal {
+        push(" AND principal = $?", p.into());
+    }
+    if let Some(before) = filter.expiring_before {
+        push(" AND not_after < $? AND revoked_at IS NULL", before.into());
+    }
+    if let Some(at) = filter.unexpired_at {
+        push(" AND not_after >= $?", at.into());
+    }
+    if filter.revoked_only {
+        sql.push_str(" AND revoked_at IS NOT NULL");
+    }
+    (sql, args)
+}
+
 // ---- the trait ------------------------------------------------------------------------------
 
 #[async_trait]
@@ -1134,6 +1163,26 @@ impl<B> Store for SqlStore<B> {
         all(rows, request_from)
     }
 
+    async fn count_requests(&self, status: Option<RequestStatus>) -> Result<i64, StoreError> {
+        // Two statements rather than `($1 IS NULL OR …)`, so the status count can use its index.
+        let row = match status {
+            Some(st) => {
+                self.db
+                    .fetch_one(
+                        "SELECT COUNT(*) AS n FROM requests WHERE status = $1",
+                        args![st.name()],
+                    )
+                    .await?
+            }
+            None => {
+                self.db
+                    .fetch_one("SELECT COUNT(*) AS n FROM requests", vec![])
+                    .await?
+            }
+        };
+        row.get("n")
+    }
+
     async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
         let row = self
             .db
@@ -1153,35 +1202,20 @@ impl<B> Store for SqlStore<B> {
         &self,
         filter: &CertFilter,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        // Built from fixed fragments only (values are bound), so that each filter gets a plan that
-        // can use its index; `($1 IS NULL OR …)` would defeat them.
-        let mut sql = String::from(concat!(
-            "SELECT ",
-            cert_cols!(),
-            " FROM certificates WHERE 1 = 1"
-        ));
-        let mut args: Vec<Arg> = Vec::new();
-        let mut push = |fragment: &str, value: Arg| {
-            args.push(value);
-            sql.push_str(&fragment.replace("$?", &format!("${}", args.len())));
-        };
-        if let Some(t) = &filter.template {
-            push(" AND template = $?", t.into());
-        }
-        if let Some(p) = &filter.principal {
-            push(" AND principal = $?", p.into());
-        }
-        if let Some(before) = filter.expiring_before {
-            push(" AND not_after < $? AND revoked_at IS NULL", before.into());
-        }
-        if filter.revoked_only {
-            sql.push_str(" AND revoked_at IS NOT NULL");
-        }
+        let (mut sql, args) = cert_query(concat!("SELECT ", cert_cols!()), filter);
         sql.push_str(" ORDER BY not_after, serial");
         all(
             self.db.fetch_all(sqlx::AssertSqlSafe(sql), args).await?,
             certificate_from,
         )
+    }
+
+    async fn count_certificates(&self, filter: &CertFilter) -> Result<i64, StoreError> {
+        let (sql, args) = cert_query("SELECT COUNT(*) AS n", filter);
+        self.db
+            .fetch_one(sqlx::AssertSqlSafe(sql), args)
+            .await?
+            .get("n")
     }
 
     async fn revocations(

@@ -128,6 +128,7 @@ contract!(
     failed_batch_rolls_back,
     audit_chain,
     certificate_filters,
+    counts,
     group_commit_concurrent,
     group_commit_isolates_failure,
     status_messages,
@@ -1044,13 +1045,21 @@ async fn certificate_filters(s: Arc<dyn Store>) {
         },
     )
     .await;
+    // Every filter is also counted: `count_certificates` agrees with `certificates`.
     let serials = |filter: CertFilter| async move {
-        s.certificates(&filter)
+        let listed = s
+            .certificates(&filter)
             .await
             .unwrap()
             .into_iter()
             .map(|c| c.serial)
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        assert_eq!(
+            s.count_certificates(&filter).await.unwrap(),
+            listed.len() as i64,
+            "count_certificates({filter:?})"
+        );
+        listed
     };
     assert_eq!(
         serials(CertFilter::default()).await,
@@ -1100,6 +1109,33 @@ async fn certificate_filters(s: Arc<dyn Store>) {
         .await,
         ["03", "01"]
     );
+    // Not yet expired: notAfter at or after the time (a certificate is valid through notAfter).
+    assert_eq!(
+        serials(CertFilter {
+            unexpired_at: Some(1_000),
+            ..Default::default()
+        })
+        .await,
+        ["02", "03", "01", "04"]
+    );
+    assert_eq!(
+        serials(CertFilter {
+            unexpired_at: Some(1_001),
+            ..Default::default()
+        })
+        .await,
+        ["03", "01", "04"]
+    );
+    // Expiring within a window, without those already expired.
+    assert_eq!(
+        serials(CertFilter {
+            unexpired_at: Some(2_000),
+            expiring_before: Some(4_000),
+            ..Default::default()
+        })
+        .await,
+        ["03", "01"]
+    );
     assert_eq!(
         serials(CertFilter {
             revoked_only: true,
@@ -1133,6 +1169,87 @@ async fn certificate_filters(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(full, [certs[1].clone(), certs[3].clone()]);
+}
+
+/// The counts behind `/metrics`: computed by the database, equal to the length of the listings.
+async fn counts(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    assert_eq!(s.count_requests(None).await.unwrap(), 0);
+    assert_eq!(
+        s.count_requests(Some(RequestStatus::Pending))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        s.count_certificates(&CertFilter::default()).await.unwrap(),
+        0
+    );
+
+    let mut pending = Vec::new();
+    for pc in ["PC1", "PC2", "PC3", "PC4"] {
+        pending.push(request_id(s, submit(new_request(pc), Decision::Pending)).await);
+    }
+    request_id(
+        s,
+        submit(
+            new_request("PC5"),
+            Decision::Issue(Box::new(cert("0f01", "Web", "PC5", 5_000))),
+        ),
+    )
+    .await;
+    apply1(
+        s,
+        Change::DecideRequest {
+            id: pending[0],
+            decided_by: "approver".into(),
+            at: 1_700_000_500,
+            decision: Decision::Deny("no".into()),
+            audit: vec![ev("request.decide", &pending[0].to_string())],
+        },
+    )
+    .await;
+    apply1(s, put_cert(cert("0f02", "Role", "site", 9_000))).await;
+
+    let by_status = [
+        (None, 5),
+        (Some(RequestStatus::Pending), 3),
+        (Some(RequestStatus::Issued), 1),
+        (Some(RequestStatus::Denied), 1),
+    ];
+    for (status, n) in by_status {
+        assert_eq!(s.count_requests(status).await.unwrap(), n, "{status:?}");
+        assert_eq!(s.requests(status).await.unwrap().len() as i64, n);
+    }
+    let expiring = CertFilter {
+        expiring_before: Some(6_000),
+        unexpired_at: Some(4_000),
+        ..Default::default()
+    };
+    assert_eq!(s.count_certificates(&expiring).await.unwrap(), 1);
+    assert_eq!(
+        s.count_certificates(&CertFilter::default()).await.unwrap(),
+        2
+    );
+    // A refused change leaves the counts alone.
+    refused(
+        s,
+        vec![
+            submit(new_request("PC6"), Decision::Pending),
+            put_cert(cert("0f01", "Web", "PC6", 1)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        s.count_requests(Some(RequestStatus::Pending))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_certificates(&CertFilter::default()).await.unwrap(),
+        2
+    );
 }
 
 async fn group_commit_concurrent(s: Arc<dyn Store>) {
@@ -1249,6 +1366,12 @@ impl Store for Held {
     }
     async fn certificates(&self, f: &CertFilter) -> Result<Vec<CertificateRecord>, StoreError> {
         self.inner.certificates(f).await
+    }
+    async fn count_certificates(&self, f: &CertFilter) -> Result<i64, StoreError> {
+        self.inner.count_certificates(f).await
+    }
+    async fn count_requests(&self, st: Option<RequestStatus>) -> Result<i64, StoreError> {
+        self.inner.count_requests(st).await
     }
     async fn revocations(
         &self,

@@ -65,6 +65,7 @@ pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
                     principal,
                     expiring_before,
                     revoked_only: revoked,
+                    ..CertFilter::default()
                 })
                 .await?;
             if opts.json {

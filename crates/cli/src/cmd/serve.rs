@@ -23,6 +23,7 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
     let mut running = fleetpki_server::start(site, &config).await?;
     for (role, url) in &running.roles {
         println!("{} listening on {url}", role.name());
+        tracing::info!(role = role.name(), url = %url, "listening");
     }
     // Scripts wait for these lines: make sure they leave the pipe now.
     use std::io::Write;
@@ -38,7 +39,7 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
             }
         }
     }
-    eprintln!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests in flight");
     running.shutdown().await;
     Ok(())
 }

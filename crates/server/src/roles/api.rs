@@ -487,6 +487,7 @@ async fn list_certificates(
             principal: q.principal,
             expiring_before: q.expiring_before,
             revoked_only: q.revoked,
+            unexpired_at: None,
         })
         .await?;
     Ok(Json(rows.iter().map(cert_json).collect::<Vec<_>>()).into_response())
