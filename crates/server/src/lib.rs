@@ -6,7 +6,7 @@ pub mod config;
 mod metrics;
 mod roles;
 
-pub use config::{ConfigError, Role, RoleConfig, ServeConfig};
+pub use config::{ConfigError, OcspSigner, Role, RoleConfig, ServeConfig};
 
 use axum::Router;
 use fleetpki_ca::Site;
@@ -27,6 +27,12 @@ pub enum ServeError {
         role: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    /// A role could not be set up (e.g. the OCSP responder's signing key does not open).
+    #[error("roles.{role}: {source}")]
+    Role {
+        role: &'static str,
+        source: fleetpki_ca::CaError,
     },
 }
 
@@ -95,7 +101,7 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
         })?;
         let mut router: Router<Arc<AppState>> = Router::new();
         for rc in &roles {
-            router = router.merge(roles::router(rc, state.clone()));
+            router = router.merge(roles::router(rc, state.clone()).await?);
             urls.push((rc.role, format!("http://{local}")));
         }
         let app = router.merge(metrics::router()).with_state(state.clone());
