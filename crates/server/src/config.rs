@@ -13,16 +13,19 @@ pub enum Role {
     Crl,
     /// OCSP responder (RFC 6960) at `/ocsp`, the URL certificates carry beside the CDP.
     Ocsp,
+    /// Fallback status point: clients' state messages, unauthenticated, rate-limited.
+    FallbackStatusPoint,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 2] = [Role::Crl, Role::Ocsp];
+    pub const ALL: [Role; 3] = [Role::Crl, Role::Ocsp, Role::FallbackStatusPoint];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Crl => "crl",
             Role::Ocsp => "ocsp",
+            Role::FallbackStatusPoint => "fallback-status-point",
         }
     }
 
@@ -263,7 +266,7 @@ mod tests {
             assert_eq!(e.key, key, "{text}: {e}");
         }
         let c = ServeConfig::parse(
-            "[roles.crl]\nenabled = false\n[roles.ocsp]\nenabled = false\n",
+            "[roles.crl]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n",
             "http://x.test",
         )
         .unwrap();
@@ -271,6 +274,10 @@ mod tests {
         for (text, key) in [
             ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
             ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
+            (
+                "[roles.fallback-status-point]\nrate_per_minute = 0\n",
+                "roles.fallback-status-point.rate_per_minute",
+            ),
         ] {
             let e = ServeConfig::parse(text, "http://x.test").unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
@@ -284,10 +291,11 @@ mod tests {
     #[test]
     fn ocsp_shares_the_crl_address_unless_told_otherwise() {
         let c = ServeConfig::defaults("http://localhost:8080");
-        assert_eq!(c.roles.len(), 2);
+        assert_eq!(c.roles.len(), 3);
         let crl = role(&c, Role::Crl).listen;
         assert_eq!(role(&c, Role::Ocsp).listen, crl);
         assert_eq!(role(&c, Role::Ocsp).signer, OcspSigner::Ca);
+        assert_eq!(role(&c, Role::FallbackStatusPoint).listen.port(), 0);
 
         let c = ServeConfig::parse(
             "[roles.crl]\nlisten = \"127.0.0.1:9000\"\n[roles.ocsp]\nsigner = \"delegated\"\n",

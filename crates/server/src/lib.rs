@@ -4,6 +4,7 @@
 
 pub mod config;
 mod metrics;
+mod ratelimit;
 mod roles;
 
 pub use config::{ConfigError, OcspSigner, Role, RoleConfig, ServeConfig};

@@ -2,6 +2,7 @@
 
 mod cdp;
 mod ocsp;
+mod status;
 
 use crate::config::{Role, RoleConfig};
 use crate::{AppState, ServeError};
@@ -22,6 +23,7 @@ pub(crate) async fn router(
     let routes = match rc.role {
         Role::Crl => cdp::router(),
         Role::Ocsp => ocsp::router(rc, state.site.clone()).await?,
+        Role::FallbackStatusPoint => status::router(rc, state.site.clone()),
     };
     let role = rc.role.name();
     Ok(
