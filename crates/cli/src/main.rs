@@ -30,7 +30,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Demo: create a site in a fresh directory, enroll a demo computer and verify its certificate.
     Quickstart(cmd::quickstart::QuickstartArgs),
-    /// Run the site's roles (today: CRL distribution point and CA certificates) until interrupted.
+    /// Run the site's roles (CRL distribution point and CA certificates, OCSP responder,
+    /// fallback status point) until interrupted.
     Serve(cmd::serve::ServeArgs),
     /// Site artefacts: the site signing certificate.
     #[command(subcommand)]
@@ -58,6 +59,9 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// State messages clients sent to the fallback status point.
+    #[command(subcommand)]
+    Status(cmd::status::StatusCmd),
 }
 
 /// Options shared by listings.
@@ -115,6 +119,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Cert(c) => cmd::cert::run(&ctx, c).await,
         Command::Crl(c) => cmd::crl::run(&ctx, c).await,
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
+        Command::Status(c) => cmd::status::run(&ctx, c).await,
     };
     done.map(|()| 0)
 }

@@ -10,6 +10,7 @@ pub mod init;
 pub mod quickstart;
 pub mod request;
 pub mod serve;
+pub mod status;
 pub mod template;
 
 use anyhow::{Context, Result};
