@@ -538,7 +538,7 @@ impl Site {
     }
 }
 
-fn issue_event(
+pub(crate) fn issue_event(
     actor: &Actor,
     c: &CertificateRecord,
     issuer: &CaCert,

@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod issuance;
 pub mod keys;
 mod profile;
+pub mod responder;
 pub mod revocation;
 pub mod site;
 pub mod site_system;

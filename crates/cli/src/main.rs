@@ -36,7 +36,8 @@ enum Command {
     Init(cmd::init::InitArgs),
     /// Demo: create a site in a fresh directory, enroll a demo computer and verify its certificate.
     Quickstart(cmd::quickstart::QuickstartArgs),
-    /// Run the site's roles (management point, CRL distribution point, ...) until interrupted.
+    /// Run the site's roles (management point, API, CRL distribution point, OCSP responder,
+    /// fallback status point) until interrupted.
     Serve(cmd::serve::ServeArgs),
     /// Site artefacts: the site signing certificate.
     #[command(subcommand)]
@@ -73,6 +74,9 @@ enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCmd),
+    /// State messages clients sent to the fallback status point.
+    #[command(subcommand)]
+    Status(cmd::status::StatusCmd),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +166,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Client(c) => cmd::client::run(&ctx, c).await,
         Command::Token(c) => cmd::token::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
+        Command::Status(c) => cmd::status::run(&ctx, c).await,
     };
     done.map(|()| 0)
 }

@@ -1,11 +1,15 @@
 //! `fleetpki serve` on 127.0.0.1, talked to as clients would: curl for the CDP and AIA URLs,
-//! and openssl fetching the CRL itself from the URL in the certificate.
+//! openssl fetching the CRL itself from the URL in the certificate, `openssl ocsp` asking the
+//! OCSP responder at the URL certificates carry, and curl posting to the fallback status point.
 
 mod common;
 use common::{Site, bin, openssl_csr, s};
 use fleetpki_testkit as kit;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// `ROLE listening on URL` lines: crl, ocsp, fallback-status-point.
+const ROLES: usize = 5;
 
 struct Server {
     child: Child,
@@ -152,10 +156,8 @@ fn cdp_and_aia_serve_what_certificates_point_to() {
 
     let server = Server::start(
         &site,
-        &format!(
-            "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.management-point]\nenabled = false\n[roles.api]\nenabled = false\n"
-        ),
-        1,
+        &format!("[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ROLES,
     );
     assert_eq!(server.url("crl"), base);
 
@@ -282,7 +284,7 @@ fn json_request_log_on_stderr() {
     let site = Site::empty();
     site.ok(&["init", "--site-code", "PS1"]);
     let config = format!(
-        "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n"
+        "[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n"
     );
     let server = Server::start_with(
         &site,
@@ -340,4 +342,485 @@ fn json_request_log_on_stderr() {
     let (status, _, stderr) = server.stop_and_read();
     assert!(status.success());
     assert!(!stderr.contains("request"), "{stderr}");
+}
+
+/// One request with curl: (status code, response headers, body).
+fn http(
+    site: &Site,
+    method: &str,
+    url: &str,
+    content_type: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String, Vec<u8>) {
+    let (req, hdr, out) = (
+        site.path("req.bin"),
+        site.path("resp.hdr"),
+        site.path("resp.bin"),
+    );
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "-X",
+        method,
+        "-D",
+        s(&hdr),
+        "-o",
+        s(&out),
+        "-w",
+        "%{http_code}",
+    ]);
+    // `Content-Type:` with no value makes curl send none (it would say form-urlencoded).
+    c.args([
+        "-H",
+        &format!("Content-Type: {}", content_type.unwrap_or("")),
+    ]);
+    if let Some(b) = body {
+        std::fs::write(&req, b).expect("request body");
+        c.args(["--data-binary", &format!("@{}", s(&req))]);
+    }
+    let o = c.arg(url).output().expect("curl");
+    let code = String::from_utf8_lossy(&o.stdout)
+        .parse()
+        .unwrap_or_else(|_| panic!("curl {url}: {}", String::from_utf8_lossy(&o.stderr)));
+    let headers = std::fs::read_to_string(&hdr).unwrap_or_default();
+    (code, headers, std::fs::read(&out).unwrap_or_default())
+}
+
+/// `openssl ocsp -url URL -CAfile root.pem` with `args` naming the issuer and certificates;
+/// returns stdout and stderr together.
+fn openssl_ocsp(site: &Site, url: &str, args: &[&str]) -> String {
+    let root = site.path("ca/root.pem");
+    let mut all = vec!["ocsp", "-url", url, "-CAfile", s(&root), "-resp_text"];
+    all.extend_from_slice(args);
+    kit::openssl(&all).expect("openssl ocsp").combined()
+}
+
+fn lint_ocsp(der: &[u8]) {
+    if kit::tool(kit::LINT_OCSP_RESPONSE).is_none() {
+        return;
+    }
+    let findings = kit::pkilint_ocsp(der).expect("lint_ocsp_response");
+    assert!(findings.is_empty(), "pkilint: {findings:#?}");
+}
+
+/// A two-tier site whose base URL is a free loopback port, with one issued Workstation
+/// certificate at `pc.pem`; returns the site, the base URL and the certificate's serial.
+fn site_with_leaf() -> (Site, String, String) {
+    let port = free_port();
+    let site = Site::empty();
+    let base = format!("http://127.0.0.1:{port}");
+    site.ok(&[
+        "init",
+        "--site-code",
+        "PS1",
+        "--two-tier",
+        "--base-url",
+        &base,
+    ]);
+    site.add_pc1();
+    site.enable("Workstation", "Workstations");
+    let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
+    site.issue("Workstation", "PC1", &csr, "pc.pem");
+    let serial = site.json(&["cert", "list"])[0]["serial"]
+        .as_str()
+        .expect("serial")
+        .to_string();
+    (site, base, serial)
+}
+
+#[test]
+fn ocsp_answers_good_revoked_and_unknown_at_the_certificate_url() {
+    let (site, base, serial) = site_with_leaf();
+    // Only the CRL role's address is configured: OCSP shares its socket, as the URLs in the
+    // certificates (both under the base URL) need.
+    let port = base.rsplit(':').next().expect("port");
+    let server = Server::start(
+        &site,
+        &format!("[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ROLES,
+    );
+    assert_eq!(server.url("ocsp"), base);
+    let url = format!("{base}/ocsp");
+    let (issuing, leaf) = (site.path("ca/issuing.pem"), site.path("pc.pem"));
+    let resp = site.path("ocsp.der");
+    let ask = |extra: &[&str]| {
+        // Options first: openssl's digest options apply to the -cert options after them.
+        let mut a = extra.to_vec();
+        a.extend([
+            "-issuer",
+            s(&issuing),
+            "-cert",
+            s(&leaf),
+            "-respout",
+            s(&resp),
+        ]);
+        openssl_ocsp(&site, &url, &a)
+    };
+
+    // POST, as openssl sends it, with a nonce that must come back.
+    let out = ask(&[]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{}: good", s(&leaf))), "{out}");
+    assert!(out.contains("OCSP Nonce"), "{out}");
+    assert!(!out.contains("WARNING"), "{out}");
+    assert!(
+        out.contains("Next Update"),
+        "site maintenance published the CRLs at start: nextUpdate follows them\n{out}"
+    );
+    lint_ocsp(&std::fs::read(&resp).expect("response"));
+
+    site.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    let out = ask(&[]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{}: revoked", s(&leaf))), "{out}");
+    assert!(out.contains("Reason: keyCompromise"), "{out}");
+    lint_ocsp(&std::fs::read(&resp).expect("response"));
+
+    // With a CRL published, nextUpdate follows it.
+    site.ok(&["crl", "publish", "--out", s(&site.path("ca.crl"))]);
+    let out = ask(&["-sha256"]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{}: revoked", s(&leaf))), "{out}");
+    let parsed = fleetpki_x509::ocsp::parse_response(&std::fs::read(&resp).expect("response"))
+        .expect("parse");
+    let next = parsed.responses[0].next_update.expect("nextUpdate");
+    let week = fleetpki_model::now() + 7 * 86_400;
+    assert!(
+        (week - 120..=week + 5).contains(&next),
+        "nextUpdate {next}, CRL {week}"
+    );
+
+    // GET, standard and URL-safe base64 (percent-encoded as a client must for + / =).
+    let req = site.path("get-req.der");
+    let o = kit::openssl(&[
+        "ocsp",
+        "-issuer",
+        s(&issuing),
+        "-cert",
+        s(&leaf),
+        "-no_nonce",
+        "-reqout",
+        s(&req),
+    ])
+    .expect("reqout");
+    assert!(o.success(), "{}", o.combined());
+    let req_der = std::fs::read(&req).expect("request");
+    let b64 = kit::openssl(&["base64", "-A", "-in", s(&req)])
+        .expect("base64")
+        .stdout;
+    let b64 = b64.trim();
+    let encoded = b64
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    let url_safe = b64.replace('+', "-").replace('/', "_").replace('=', "");
+    for path in [encoded, url_safe] {
+        let (code, headers, body) = http(&site, "GET", &format!("{url}/{path}"), None, None);
+        assert_eq!(code, 200, "{headers}");
+        assert!(
+            headers
+                .to_ascii_lowercase()
+                .contains("content-type: application/ocsp-response"),
+            "{headers}"
+        );
+        // No nonce and a nextUpdate: cacheable (RFC 5019).
+        assert!(headers.contains("max-age="), "{headers}");
+        std::fs::write(&resp, &body).expect("write");
+        let o = kit::openssl(&[
+            "ocsp",
+            "-respin",
+            s(&resp),
+            "-issuer",
+            s(&issuing),
+            "-cert",
+            s(&leaf),
+            "-no_nonce",
+            "-CAfile",
+            s(&site.path("ca/root.pem")),
+        ])
+        .expect("respin");
+        let out = o.combined();
+        assert!(out.contains("Response verify OK"), "{out}");
+        assert!(out.contains(&format!("{}: revoked", s(&leaf))), "{out}");
+        lint_ocsp(&body);
+    }
+    // The same request by POST without a Content-Type is answered too.
+    let (code, _, body) = http(&site, "POST", &url, None, Some(&req_der));
+    assert_eq!(code, 200);
+    assert_eq!(
+        fleetpki_x509::ocsp::parse_response(&body)
+            .expect("parse")
+            .error,
+        None
+    );
+
+    // A serial this CA never issued: unknown (a leading-zero-sensitive lookup would also fail
+    // here, for half of all serials: this one has its top bit set).
+    let out = openssl_ocsp(
+        &site,
+        &url,
+        &["-issuer", s(&issuing), "-serial", "0x8a0102030405"],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains("0x8a0102030405: unknown"), "{out}");
+
+    // The root answers for the issuing CA it signed.
+    let root = site.path("ca/root.pem");
+    let out = openssl_ocsp(&site, &url, &["-issuer", s(&root), "-cert", s(&issuing)]);
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{}: good", s(&issuing))), "{out}");
+
+    // Another CA's certificate: unauthorized.
+    let other_key = site.path("other.key");
+    let other = site.path("other.pem");
+    let o = kit::openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        s(&other_key),
+        "-out",
+        s(&other),
+        "-subj",
+        "/CN=Other CA",
+        "-days",
+        "2",
+    ])
+    .expect("other CA");
+    assert!(o.success(), "{}", o.combined());
+    let out = openssl_ocsp(&site, &url, &["-issuer", s(&other), "-serial", "0x01"]);
+    assert!(out.contains("unauthorized"), "{out}");
+
+    // Garbage: malformedRequest, as an OCSP response; a wrong Content-Type: 415.
+    let (code, _, body) = http(
+        &site,
+        "POST",
+        &url,
+        Some("application/ocsp-request"),
+        Some(b"\x30\x03junk"),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        fleetpki_x509::ocsp::parse_response(&body)
+            .expect("parse")
+            .error,
+        Some(fleetpki_x509::ocsp::ErrorStatus::MalformedRequest)
+    );
+    let (code, _, body) = http(&site, "GET", &format!("{url}/not*base64"), None, None);
+    assert_eq!(code, 200);
+    assert_eq!(
+        fleetpki_x509::ocsp::parse_response(&body)
+            .expect("parse")
+            .error,
+        Some(fleetpki_x509::ocsp::ErrorStatus::MalformedRequest)
+    );
+    let (code, _, _) = http(&site, "POST", &url, Some("text/plain"), Some(&req_der));
+    assert_eq!(code, 415);
+
+    let (code, _, m) = http(&site, "GET", &format!("{base}/metrics"), None, None);
+    assert_eq!(code, 200);
+    let m = String::from_utf8_lossy(&m);
+    assert!(
+        m.contains("fleetpki_http_requests_total{role=\"ocsp\",status=\"200\"}"),
+        "{m}"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn ocsp_delegated_signer_is_issued_recorded_and_verifies() {
+    let (site, base, _) = site_with_leaf();
+    let server = Server::start(
+        &site,
+        "[roles.ocsp]\nsigner = \"delegated\"\nlisten = \"127.0.0.1:0\"\n",
+        ROLES,
+    );
+    let url = format!("{}/ocsp", server.url("ocsp"));
+    assert_ne!(server.url("ocsp"), base);
+    let (issuing, leaf) = (site.path("ca/issuing.pem"), site.path("pc.pem"));
+    let resp = site.path("ocsp.der");
+    let out = openssl_ocsp(
+        &site,
+        &url,
+        &[
+            "-issuer",
+            s(&issuing),
+            "-cert",
+            s(&leaf),
+            "-respout",
+            s(&resp),
+        ],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    assert!(out.contains(&format!("{}: good", s(&leaf))), "{out}");
+    assert!(
+        out.contains("OCSP Signing"),
+        "the responder certificate is included\n{out}"
+    );
+    assert!(out.contains("OCSP No Check"), "{out}");
+    let der = std::fs::read(&resp).expect("response");
+    lint_ocsp(&der);
+
+    // The responder's certificate: in the inventory, signed by the issuing CA, short-lived.
+    let parsed = fleetpki_x509::ocsp::parse_response(&der).expect("parse");
+    assert_eq!(parsed.certs.len(), 1);
+    let certs = site.json(&["cert", "list"]);
+    let signer = certs
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|c| c["template"] == "site:ocsp-signing")
+        .unwrap_or_else(|| panic!("no OCSP signing certificate in {certs:#}"));
+    let life = signer["not_after"].as_i64().expect("not_after")
+        - signer["not_before"].as_i64().expect("not_before");
+    assert!(life <= 2 * 86_400 + 60, "{signer:#}");
+    let info = fleetpki_x509::cert::info(
+        &fleetpki_x509::cert::parse("responder", &parsed.certs[0]).expect("cert"),
+    )
+    .expect("info");
+    assert_eq!(info.serial_hex, signer["serial"].as_str().expect("serial"));
+    let pem = fleetpki_x509::cert::to_pem(&parsed.certs[0]);
+    if kit::tool(kit::LINT_PKIX_CERT).is_some() {
+        let findings = kit::pkilint_cert(&pem).expect("lint cert");
+        assert!(findings.is_empty(), "{findings:#?}");
+    }
+    // nextUpdate never outlives the responder certificate.
+    site.ok(&["crl", "publish", "--out", s(&site.path("ca.crl"))]);
+    let out = openssl_ocsp(
+        &site,
+        &url,
+        &[
+            "-issuer",
+            s(&issuing),
+            "-cert",
+            s(&leaf),
+            "-respout",
+            s(&resp),
+        ],
+    );
+    assert!(out.contains("Response verify OK"), "{out}");
+    let parsed = fleetpki_x509::ocsp::parse_response(&std::fs::read(&resp).expect("response"))
+        .expect("parse");
+    assert_eq!(
+        parsed.responses[0].next_update,
+        signer["not_after"].as_i64()
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn fallback_status_point_stores_good_messages_and_refuses_the_rest() {
+    let site = Site::two_tier();
+    let server = Server::start(
+        &site,
+        "[roles.fallback-status-point]\nrate_per_minute = 6\nmax_body_bytes = 512\n",
+        ROLES,
+    );
+    let url = format!("{}/status", server.url("fallback-status-point"));
+    let json = Some("application/json");
+    let good = br#"{"client":"PC1","kind":"selection-failed","message":"client certificate selection failed: 3 candidates","details":{"candidates":3}}"#;
+
+    // 1: stored.
+    let (code, headers, _) = http(&site, "POST", &url, json, Some(good));
+    assert_eq!(code, 204, "{headers}");
+    let listed = site.json(&["status", "list", "--client", "PC1"]);
+    let m = &listed[0];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    assert_eq!(m["kind"], "selection-failed");
+    assert_eq!(m["source"], "127.0.0.1");
+    assert_eq!(m["body"]["details"]["candidates"], 3);
+    let table = site.ok(&["status", "list", "--kind", "selection-failed"]);
+    assert!(
+        table.contains("client certificate selection failed: 3 candidates"),
+        "{table}"
+    );
+    assert_eq!(
+        site.json(&["status", "list", "--client", "PC2"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        site.json(&["status", "list", "--since", "1h"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let err = site.fails(&["status", "list", "--since", "last tuesday"]);
+    assert!(
+        err.contains("--since: `last tuesday` is not a time"),
+        "{err}"
+    );
+
+    // 2–6: refused, each for its own reason; 7: over the rate. Nothing more is stored.
+    let before = site.fingerprint();
+    let field = |body: &[u8]| -> String {
+        let v: serde_json::Value = serde_json::from_slice(body).expect("JSON error");
+        v["field"].as_str().unwrap_or_default().to_string()
+    };
+    let big = format!(
+        r#"{{"client":"PC1","kind":"renewal-failed","message":"{}"}}"#,
+        "x".repeat(600)
+    );
+    let (code, _, body) = http(&site, "POST", &url, json, Some(big.as_bytes()));
+    assert_eq!((code, field(&body).as_str()), (413, "body"));
+    let (code, _, body) = http(&site, "POST", &url, Some("text/plain"), Some(good));
+    assert_eq!((code, field(&body).as_str()), (415, "content-type"));
+    let (code, _, body) = http(&site, "POST", &url, json, Some(b"{\"client\": \"PC1\", "));
+    assert_eq!((code, field(&body).as_str()), (400, "body"));
+    let (code, _, body) = http(&site, "POST", &url, json, Some(br#"{"client":"PC1"}"#));
+    assert_eq!((code, field(&body).as_str()), (400, "kind"));
+    let error = String::from_utf8_lossy(&body).to_string();
+    assert!(error.contains("kind: is required"), "{error}");
+    let (code, _, body) = http(
+        &site,
+        "POST",
+        &url,
+        json,
+        Some(br#"{"client":"PC1","kind":"Not A Kind"}"#),
+    );
+    assert_eq!((code, field(&body).as_str()), (400, "kind"));
+    let (code, headers, _) = http(&site, "POST", &url, json, Some(good));
+    assert_eq!(code, 429, "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("retry-after: "),
+        "{headers}"
+    );
+    assert_eq!(
+        site.fingerprint(),
+        before,
+        "a refused message changed the database"
+    );
+    assert_eq!(
+        site.json(&["status", "list"]).as_array().map(Vec::len),
+        Some(1)
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn ocsp_refuses_to_start_without_its_signing_key() {
+    let mut site = Site::empty();
+    site.env = vec![("FLEETPKI_PASSPHRASE".into(), "correct horse".into())];
+    site.ok(&["init", "--site-code", "PS1"]);
+    site.env.clear();
+    let cfg = site.path("serve.toml");
+    std::fs::write(&cfg, "").expect("write");
+    let err = site.fails(&["serve", "--config", s(&cfg)]);
+    assert!(err.contains("FLEETPKI_PASSPHRASE"), "{err}");
+    // Without the roles that sign (OCSP; the HTTPS roles' certificate and policy), nothing
+    // needs a key: the others start.
+    let server = Server::start(
+        &site,
+        "[roles.ocsp]\nenabled = false\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n",
+        ROLES - 3,
+    );
+    assert!(
+        server
+            .url("fallback-status-point")
+            .starts_with("http://127.0.0.1:")
+    );
+    assert!(server.stop().success());
 }

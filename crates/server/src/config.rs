@@ -16,16 +16,29 @@ pub enum Role {
     Crl,
     /// Registration, signed policy, chain and CRL for agents (HTTPS, mutual TLS).
     ManagementPoint,
+    /// OCSP responder (RFC 6960) at `/ocsp`, the URL certificates carry beside the CDP.
+    Ocsp,
+    /// Fallback status point: clients' state messages, unauthenticated, rate-limited.
+    FallbackStatusPoint,
 }
 
 impl Role {
-    pub const ALL: [Role; 3] = [Role::Api, Role::Crl, Role::ManagementPoint];
+    /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
+    pub const ALL: [Role; 5] = [
+        Role::Crl,
+        Role::Ocsp,
+        Role::FallbackStatusPoint,
+        Role::ManagementPoint,
+        Role::Api,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Role::Api => "api",
             Role::Crl => "crl",
             Role::ManagementPoint => "management-point",
+            Role::Ocsp => "ocsp",
+            Role::FallbackStatusPoint => "fallback-status-point",
         }
     }
 
@@ -228,6 +241,7 @@ struct RawRole {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
     rate_per_minute: Option<u32>,
+    signer: Option<String>,
 }
 
 fn enabled() -> bool {
@@ -242,6 +256,7 @@ impl Default for RawRole {
             listen: None,
             max_body_bytes: None,
             rate_per_minute: None,
+            signer: None,
         }
     }
 }
@@ -253,8 +268,21 @@ pub struct RoleConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
-    /// Requests per minute accepted from one source address (unauthenticated roles).
+    /// Requests per minute accepted from one source address (the fallback status point).
     pub rate_per_minute: u32,
+    /// What signs OCSP responses (the `ocsp` role only; `Ca` elsewhere).
+    pub signer: OcspSigner,
+}
+
+/// Who signs the `ocsp` role's responses (`[roles.ocsp] signer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OcspSigner {
+    /// `ca`: the CA that issued the certificate asked about.
+    #[default]
+    Ca,
+    /// `delegated`: a short-lived certificate with id-kp-OCSPSigning and id-pkix-ocsp-nocheck,
+    /// issued by the issuing CA to a key held only in memory, renewed automatically.
+    Delegated,
 }
 
 /// The validated configuration: the enabled roles.
@@ -276,7 +304,8 @@ impl ServeConfig {
     }
 
     /// Reads a TOML file of `[roles.NAME]` tables (`enabled`, `listen`, `max_body_bytes`,
-    /// `rate_per_minute`); roles it does not mention keep their defaults.
+    /// `rate_per_minute`, and for `ocsp` `signer = "ca" | "delegated"`); roles it does not
+    /// mention keep their defaults.
     pub fn load(path: &Path, base_url: &str) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
@@ -308,6 +337,9 @@ impl ServeConfig {
             ));
         }
         let mut roles = Vec::new();
+        // Certificates carry the CDP and OCSP URLs under the same base URL: unless told
+        // otherwise, OCSP listens where the CRL role does (one socket).
+        let mut crl_listen = None;
         for role in Role::ALL {
             let r = raw.roles.remove(role.name()).unwrap_or_default();
             if !r.enabled {
@@ -321,8 +353,14 @@ impl ServeConfig {
                         format!("`{text}` is not an address:port such as 127.0.0.1:8080"),
                     )
                 })?,
+                None if role == Role::Ocsp => {
+                    crl_listen.unwrap_or_else(|| default_listen(role, base_url))
+                }
                 None => default_listen(role, base_url),
             };
+            if role == Role::Crl {
+                crl_listen = Some(listen);
+            }
             let max_body_bytes = r.max_body_bytes.unwrap_or(16 * 1024);
             if !(256..=1024 * 1024).contains(&max_body_bytes) {
                 return Err(err(
@@ -334,11 +372,26 @@ impl ServeConfig {
             if rate_per_minute == 0 {
                 return Err(err(key("rate_per_minute"), "must be at least 1"));
             }
+            let signer = match (role, r.signer.as_deref()) {
+                (_, None) => OcspSigner::Ca,
+                (Role::Ocsp, Some("ca")) => OcspSigner::Ca,
+                (Role::Ocsp, Some("delegated")) => OcspSigner::Delegated,
+                (Role::Ocsp, Some(other)) => {
+                    return Err(err(
+                        key("signer"),
+                        format!("`{other}` is not a signer; expected \"ca\" or \"delegated\""),
+                    ));
+                }
+                (_, Some(_)) => {
+                    return Err(err(key("signer"), "only the ocsp role has a signer"));
+                }
+            };
             roles.push(RoleConfig {
                 role,
                 listen,
                 max_body_bytes,
                 rate_per_minute,
+                signer,
             });
         }
         check_shared_addresses(&roles)?;
@@ -537,7 +590,7 @@ fn build_policy(raw: RawPolicy) -> Result<PolicyConfig, ConfigError> {
 
 fn default_listen(role: Role, base_url: &str) -> SocketAddr {
     let ephemeral = SocketAddr::from(([127, 0, 0, 1], 0));
-    if role != Role::Crl {
+    if !matches!(role, Role::Crl | Role::Ocsp) {
         return ephemeral;
     }
     // http://localhost:8080 → 127.0.0.1:8080; anything not on loopback stays ephemeral.
@@ -610,7 +663,64 @@ mod tests {
             let e = ServeConfig::parse(text, "http://localhost:8080").unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
         }
-        let c = ServeConfig::parse("[roles.crl]\nenabled = false\n", "http://x.test").unwrap();
-        assert!(c.roles.iter().all(|r| r.role != Role::Crl));
+        let c = ServeConfig::parse(
+            "[roles.crl]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n",
+            "http://x.test",
+        )
+        .unwrap();
+        assert!(c.roles.is_empty());
+        for (text, key) in [
+            ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
+            ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
+            (
+                "[roles.fallback-status-point]\nrate_per_minute = 0\n",
+                "roles.fallback-status-point.rate_per_minute",
+            ),
+        ] {
+            let e = ServeConfig::parse(text, "http://x.test").unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
+
+    fn role(c: &ServeConfig, r: Role) -> &RoleConfig {
+        c.roles.iter().find(|rc| rc.role == r).unwrap()
+    }
+
+    #[test]
+    fn ocsp_shares_the_crl_address_unless_told_otherwise() {
+        let c = ServeConfig::defaults("http://localhost:8080").unwrap();
+        assert_eq!(c.roles.len(), 5);
+        let crl = role(&c, Role::Crl).listen;
+        assert_eq!(role(&c, Role::Ocsp).listen, crl);
+        assert_eq!(role(&c, Role::Ocsp).signer, OcspSigner::Ca);
+        assert_eq!(role(&c, Role::FallbackStatusPoint).listen.port(), 0);
+
+        let c = ServeConfig::parse(
+            "[roles.crl]\nlisten = \"127.0.0.1:9000\"\n[roles.ocsp]\nsigner = \"delegated\"\n",
+            "http://localhost:8080",
+        )
+        .unwrap();
+        assert_eq!(
+            role(&c, Role::Ocsp).listen,
+            "127.0.0.1:9000".parse().unwrap()
+        );
+        assert_eq!(role(&c, Role::Ocsp).signer, OcspSigner::Delegated);
+
+        let c = ServeConfig::parse(
+            "[roles.crl]\nenabled = false\n[roles.ocsp]\nlisten = \"127.0.0.1:9001\"\n",
+            "http://localhost:8080",
+        )
+        .unwrap();
+        assert_eq!(
+            role(&c, Role::Ocsp).listen,
+            "127.0.0.1:9001".parse().unwrap()
+        );
+        // No CRL role: OCSP still defaults to where the base URL points.
+        let c =
+            ServeConfig::parse("[roles.crl]\nenabled = false\n", "http://localhost:8080").unwrap();
+        assert_eq!(
+            role(&c, Role::Ocsp).listen,
+            "127.0.0.1:8080".parse().unwrap()
+        );
     }
 }

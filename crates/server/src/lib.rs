@@ -6,10 +6,11 @@ pub mod config;
 mod error;
 mod maintenance;
 mod metrics;
+mod ratelimit;
 mod roles;
 pub mod tls;
 
-pub use config::{ConfigError, Role, RoleConfig, ServeConfig, TlsMode};
+pub use config::{ConfigError, OcspSigner, Role, RoleConfig, ServeConfig, TlsMode};
 
 use axum::Router;
 use fleetpki_ca::Site;
@@ -33,6 +34,12 @@ pub enum ServeError {
         role: &'static str,
         addr: SocketAddr,
         source: std::io::Error,
+    },
+    /// A role could not be set up (e.g. the OCSP responder's signing key does not open).
+    #[error("roles.{role}: {source}")]
+    Role {
+        role: &'static str,
+        source: fleetpki_ca::CaError,
     },
     #[error(transparent)]
     Identity(#[from] tls::IdentityError),
@@ -100,7 +107,11 @@ impl Running {
 /// Binds every enabled role and starts serving.
 pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, ServeError> {
     // Site maintenance's first pass: no role serves, or checks against, a missing CRL.
-    maintenance::ensure_crls(&site).await?;
+    // A store that is down now is reported by /healthz and retried hourly; it does not stop
+    // the roles that can still answer (OCSP tryLater, 503s).
+    if let Err(e) = maintenance::ensure_crls(&site).await {
+        tracing::warn!(error = %e, "site maintenance could not publish the CRLs");
+    }
     let tls_state = if config.roles.iter().any(|r| r.role.is_tls()) {
         Some(tls_state(&site, config).await?)
     } else {
@@ -111,11 +122,10 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
     } else {
         None
     };
-    let policy_version = site
-        .store
-        .policy_version()
-        .await
-        .map_err(fleetpki_ca::CaError::from)?;
+    let policy_version = site.store.policy_version().await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the policy version; site maintenance retries");
+        0
+    });
     let state = Arc::new(AppState {
         site,
         metrics: Metrics::default(),
@@ -155,7 +165,7 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
         let mut router: Router<Arc<AppState>> = Router::new();
         let scheme = if is_tls { "https" } else { "http" };
         for rc in &roles {
-            router = router.merge(roles::router(rc, state.clone()));
+            router = router.merge(roles::router(rc, state.clone()).await?);
             urls.push((rc.role, format!("{scheme}://{local}")));
         }
         let app = router.merge(metrics::router()).with_state(state.clone());

@@ -236,6 +236,17 @@ pub fn issue(
     issuer: Option<&Certificate>,
     signer: &dyn Signer,
 ) -> Result<Vec<u8>, X509Error> {
+    issue_with(params, issuer, signer, Vec::new())
+}
+
+/// [`issue`] plus `extra` extensions, appended after the profile's own (for the few
+/// certificates whose purpose needs one more, such as an OCSP responder's id-pkix-ocsp-nocheck).
+pub(crate) fn issue_with(
+    params: &CertParams,
+    issuer: Option<&Certificate>,
+    signer: &dyn Signer,
+    extra: Vec<Extension>,
+) -> Result<Vec<u8>, X509Error> {
     check_serial(&params.serial)?;
     // The subject key must be one we could verify with; this also rejects junk SPKI DER.
     let ski = key_id(alg::parse_spki("public_key", &params.spki_der)?.key_bits());
@@ -347,6 +358,7 @@ pub fn issue(
     if !access.is_empty() {
         exts.push(extension(false, &AuthorityInfoAccessSyntax(access))?);
     }
+    exts.extend(extra);
 
     let serial = SerialNumber::new(&params.serial)
         .map_err(|e| X509Error::refused("serial", format!("{e}")))?;

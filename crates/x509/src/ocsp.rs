@@ -3,7 +3,7 @@
 //! because `x509-ocsp` 0.2 would pull in a second `der` generation.
 
 use crate::X509Error;
-use crate::cert::{enc_err, is_key_of, verify_raw};
+use crate::cert::{CertParams, enc_err, is_key_of, issue_with, verify_raw};
 use crate::key::Signer;
 use aws_lc_rs::digest;
 use der::asn1::{
@@ -26,6 +26,9 @@ const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
 const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
 const ID_PKIX_OCSP_BASIC: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.1");
 const ID_PKIX_OCSP_NONCE: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.2");
+const ID_PKIX_OCSP_NOCHECK: Oid = Oid::new_unwrap("1.3.6.1.5.5.7.48.1.5");
+/// id-kp-OCSPSigning, dotted as [`CertParams::ekus`] holds it.
+pub const ID_KP_OCSP_SIGNING: &str = "1.3.6.1.5.5.7.3.9";
 
 /// RFC 9654: a nonce is 1 to 128 octets; anything else is a malformed request.
 const MAX_NONCE: usize = 128;
@@ -536,6 +539,37 @@ pub fn sign_response(
     .map_err(enc_err(RESP))
 }
 
+/// A delegated responder's certificate (RFC 6960 4.2.2.2), signed by `signer` for `issuer`,
+/// the CA it answers for: an end entity whose EKU holds id-kp-OCSPSigning, with
+/// id-pkix-ocsp-nocheck (4.2.2.2.1) so that clients do not ask about the responder itself.
+/// With no way to revoke it, keep its life short and renew it often.
+pub fn issue_responder(
+    params: &CertParams,
+    issuer: &Certificate,
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, X509Error> {
+    if params.ca.is_some() {
+        return Err(X509Error::refused(
+            "ocsp.responder",
+            "a delegated responder certificate must not be a CA",
+        ));
+    }
+    if !params.ekus.iter().any(|e| e.trim() == ID_KP_OCSP_SIGNING) {
+        return Err(X509Error::refused(
+            "ocsp.responder",
+            "a delegated responder certificate needs the id-kp-OCSPSigning EKU",
+        ));
+    }
+    let nocheck = Extension {
+        extn_id: ID_PKIX_OCSP_NOCHECK,
+        critical: false,
+        // RFC 6960: the extension's value is NULL.
+        extn_value: OctetString::new(Null.to_der().map_err(enc_err("ocsp.responder"))?)
+            .map_err(enc_err("ocsp.responder"))?,
+    };
+    issue_with(params, Some(issuer), signer, vec![nocheck])
+}
+
 /// The unsuccessful OCSPResponseStatus values (RFC 6960 4.2.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorStatus {
@@ -841,6 +875,43 @@ mod tests {
             .raw_bytes();
         assert_eq!(p.responder_key_hash, Some(CertIdHash::Sha1.digest(key)));
         p.verify_signed_by(&int).unwrap();
+    }
+
+    #[test]
+    fn responder_certificates_carry_nocheck_and_the_eku() {
+        use crate::cert::tests::params;
+        use crate::key::{KeyType, PrivateKey};
+        let (_, root, int_key, int) = ca_pair();
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut p = params(
+            crate::name::build(&[("CN", "Responder")]).unwrap(),
+            key.public_key_der(),
+            None,
+        );
+        let signer = int_key.signer(HashAlg::Sha256);
+        assert_eq!(
+            issue_responder(&p, &int, &signer).unwrap_err().field(),
+            "ocsp.responder",
+            "no OCSPSigning EKU"
+        );
+        p.ekus = vec![ID_KP_OCSP_SIGNING.into()];
+        let der = issue_responder(&p, &int, &signer).unwrap();
+        let cert = Certificate::from_der(&der).unwrap();
+        crate::cert::verify_signed_by(&cert, &int).unwrap();
+        assert!(crate::cert::verify_signed_by(&cert, &root).is_err());
+        let exts = cert.tbs_certificate().extensions().unwrap();
+        let nocheck = exts
+            .iter()
+            .find(|e| e.extn_id == ID_PKIX_OCSP_NOCHECK)
+            .expect("nocheck");
+        assert!(!nocheck.critical);
+        assert_eq!(nocheck.extn_value.as_bytes(), [0x05, 0x00]);
+        let info = crate::cert::info(&cert).unwrap();
+        assert_eq!(info.ekus, vec![ID_KP_OCSP_SIGNING.to_string()]);
+        assert!(!info.is_ca);
+        let mut ca = p.clone();
+        ca.ca = Some(None);
+        assert!(issue_responder(&ca, &int, &signer).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod init;
 pub mod quickstart;
 pub mod request;
 pub mod serve;
+pub mod status;
 pub mod template;
 pub mod token;
 

@@ -85,7 +85,7 @@ async fn ca_cert(State(s): State<Arc<AppState>>, Path(file): Path<String>) -> Re
 }
 
 /// RFC 9110 IMF-fixdate, e.g. `Sun, 22 Nov 2026 02:40:26 GMT`.
-fn httpdate(t: fleetpki_model::UnixTime) -> String {
+pub(crate) fn httpdate(t: fleetpki_model::UnixTime) -> String {
     let fmt = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
