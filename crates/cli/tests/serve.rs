@@ -2,77 +2,10 @@
 //! and openssl fetching the CRL itself from the URL in the certificate.
 
 mod common;
-use common::{Site, bin, openssl_csr, s};
+use common::server::{Server, free_port};
+use common::{Site, openssl_csr, s};
 use fleetpki_testkit as kit;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    urls: Vec<(String, String)>,
-}
-
-impl Server {
-    /// Starts `fleetpki serve` and reads its `ROLE listening on URL` lines.
-    fn start(site: &Site, config: &str, roles: usize) -> Server {
-        let cfg = site.path("serve.toml");
-        std::fs::write(&cfg, config).expect("config");
-        let mut child = bin()
-            .env("FLEETPKI_DIR", site.dir.path())
-            .args(["serve", "--config", s(&cfg)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serve");
-        let out = child.stdout.take().expect("stdout");
-        let mut urls = Vec::new();
-        for line in BufReader::new(out).lines().take(roles) {
-            let line = line.expect("line");
-            let (role, url) = line
-                .split_once(" listening on ")
-                .unwrap_or_else(|| panic!("unexpected line: {line}"));
-            urls.push((role.to_string(), url.to_string()));
-        }
-        assert_eq!(
-            urls.len(),
-            roles,
-            "serve stopped before announcing every role"
-        );
-        Server { child, urls }
-    }
-
-    fn url(&self, role: &str) -> &str {
-        &self
-            .urls
-            .iter()
-            .find(|(r, _)| r == role)
-            .unwrap_or_else(|| panic!("no {role}"))
-            .1
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Server {
-    /// A failed assertion must not leave the server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use std::process::Command;
 
 fn curl(url: &str, out: &std::path::Path) -> (String, String) {
     let o = Command::new("curl")
