@@ -5,7 +5,7 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, ca-certificates, postgresql (server); pip: pkilint.
+#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint.
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
 #    FLEETPKI_TEST_POSTGRES_URL. If FLEETPKI_TEST_POSTGRES_URL is already set, that database
@@ -44,6 +44,7 @@ pg_bindir() {
 
 apt_missing=()
 command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 [ -n "$(pg_bindir)" ] || apt_missing+=(postgresql)
 if ! command -v python3 >/dev/null 2>&1; then
@@ -118,7 +119,7 @@ if ! pkilint_ok; then
     pkilint_ok || die "pkilint installed but lint_pkix_cert is not runnable from PATH ($PATH)"
     log "pkilint install took $((SECONDS - t0))s"
 fi
-for t in openssl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response; do
+for t in openssl curl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response; do
     command -v "$t" >/dev/null 2>&1 || die "$t is not on PATH after installation"
 done
 pkilint_python="$(sed -n '1s/^#![[:space:]]*//p' "$(command -v lint_pkix_cert)")"

@@ -3,117 +3,13 @@
 //! OCSP responder at the URL certificates carry, and curl posting to the fallback status point.
 
 mod common;
-use common::{Site, bin, openssl_csr, s};
+use common::server::{Server, free_port};
+use common::{Site, openssl_csr, s};
 use fleetpki_testkit as kit;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 
-/// `ROLE listening on URL` lines: crl, ocsp, fallback-status-point.
+/// `ROLE listening on URL` lines: every role.
 const ROLES: usize = 5;
-
-struct Server {
-    child: Child,
-    urls: Vec<(String, String)>,
-    /// The rest of stdout, after the `ROLE listening on URL` lines.
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Server {
-    /// Starts `fleetpki serve` and reads its `ROLE listening on URL` lines.
-    fn start(site: &Site, config: &str, roles: usize) -> Server {
-        Self::start_with(site, config, roles, &[], &[], Stdio::inherit())
-    }
-
-    /// `start`, with global options before `serve`, environment variables, and stderr as given.
-    fn start_with(
-        site: &Site,
-        config: &str,
-        roles: usize,
-        global: &[&str],
-        env: &[(&str, &str)],
-        stderr: Stdio,
-    ) -> Server {
-        let cfg = site.path("serve.toml");
-        std::fs::write(&cfg, config).expect("config");
-        let mut child = bin()
-            .env("FLEETPKI_DIR", site.dir.path())
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .args(global)
-            .args(["serve", "--config", s(&cfg)])
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn serve");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut urls = Vec::new();
-        let mut line = String::new();
-        while urls.len() < roles {
-            line.clear();
-            if stdout.read_line(&mut line).expect("line") == 0 {
-                break;
-            }
-            let (role, url) = line
-                .trim_end()
-                .split_once(" listening on ")
-                .unwrap_or_else(|| panic!("unexpected line: {line}"));
-            urls.push((role.to_string(), url.to_string()));
-        }
-        assert_eq!(
-            urls.len(),
-            roles,
-            "serve stopped before announcing every role"
-        );
-        Server {
-            child,
-            urls,
-            stdout,
-        }
-    }
-
-    fn url(&self, role: &str) -> &str {
-        &self
-            .urls
-            .iter()
-            .find(|(r, _)| r == role)
-            .unwrap_or_else(|| panic!("no {role}"))
-            .1
-    }
-
-    /// SIGTERM, then the exit status.
-    fn stop(self) -> std::process::ExitStatus {
-        self.stop_and_read().0
-    }
-
-    /// SIGTERM, then the exit status, the rest of stdout, and stderr if it was piped.
-    fn stop_and_read(mut self) -> (std::process::ExitStatus, String, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            e.read_to_string(&mut err).expect("stderr");
-        }
-        let mut out = String::new();
-        self.stdout.read_to_string(&mut out).expect("stdout");
-        (self.child.wait().expect("wait"), out, err)
-    }
-}
-
-impl Drop for Server {
-    /// A failed assertion must not leave the server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
 
 fn curl(url: &str, out: &std::path::Path) -> (String, String) {
     let o = Command::new("curl")

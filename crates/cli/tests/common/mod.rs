@@ -1,6 +1,8 @@
 //! Shared harness for the CLI tests: a site in a temp dir, the real binary, openssl-made CSRs.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,4 +1,5 @@
-//! The HTTP roles, one module each; `router` picks a role's routes, counts and logs its requests.
+//! The HTTP roles, one module each; `router` picks a role's routes, caps request bodies at the
+//! role's `max_body_bytes`, counts and logs its requests.
 
 mod api;
 mod cdp;
@@ -7,12 +8,14 @@ mod ocsp;
 mod status;
 
 use crate::config::{Role, RoleConfig};
+use crate::error::HttpError;
 use crate::{AppState, ServeError};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,8 +35,13 @@ pub(crate) async fn router(
         Role::FallbackStatusPoint => status::router(rc, state.site.clone()),
     };
     let role = rc.role.name();
+    let max = rc.max_body_bytes;
     Ok(routes
-        .layer(axum::extract::DefaultBodyLimit::max(rc.max_body_bytes))
+        // Extractors stop reading a body at the cap (chunked or HTTP/2 bodies of unknown size).
+        .layer(DefaultBodyLimit::max(max))
+        .layer(middleware::from_fn(move |req: Request, next: Next| {
+            declared_length_within(role, max, req, next)
+        }))
         .layer(middleware::from_fn(move |req: Request, next: Next| {
             let state = state.clone();
             async move {
@@ -107,4 +115,29 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
             .trim()
             .to_ascii_lowercase()
     })
+}
+
+/// Refuses a request whose declared length exceeds the role's cap before any of its body is
+/// read, so a client waiting for `100 Continue` never sends it and gets a clean 413 (a body of
+/// undeclared length is stopped by `DefaultBodyLimit` as it is read).
+async fn declared_length_within(
+    role: &'static str,
+    max: usize,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body",
+            format!("{n} bytes exceeds the limit of {max} bytes (roles.{role}.max_body_bytes)"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }

@@ -156,7 +156,9 @@ async fn register(
     Extension(peer): Extension<Peer>,
     body: Result<Json<RegisterBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, HttpError> {
-    let Json(body) = body.map_err(|e| HttpError::bad_request("body", e.body_text()))?;
+    // The rejection keeps its own status: 415 for a wrong content type, 413 past the role's
+    // body limit, 422 for JSON of the wrong shape, 400 for malformed JSON.
+    let Json(body) = body.map_err(|e| HttpError::new(e.status(), "body", e.body_text()))?;
     check_name(&body.name)?;
     let cert = certificate(&peer)?;
     let now = fleetpki_model::now();
