@@ -18,7 +18,7 @@ use fleetpki_ca::tokens::Presented;
 use fleetpki_ca::{Actor, CaError};
 use fleetpki_model::record::{CertFilter, CertificateRecord, RequestStatus, RevocationReason};
 use fleetpki_model::site::ClientStatus;
-use fleetpki_x509::pem;
+use fleetpki_x509::{pem, serial};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -201,6 +201,32 @@ fn token_error(e: CaError) -> HttpError {
     h
 }
 
+/// The stored request `id`, or 404.
+async fn known_request(
+    state: &AppState,
+    id: i64,
+) -> Result<fleetpki_model::record::RequestRecord, HttpError> {
+    state
+        .site
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}")))
+}
+
+/// The certificate `text` names: 400 when it is not a serial number, 404 when this site issued
+/// no certificate with it.
+async fn known_certificate(state: &AppState, text: &str) -> Result<CertificateRecord, HttpError> {
+    let hex = serial::to_hex(&serial::from_hex(text).map_err(CaError::from)?);
+    state.site.store.certificate(&hex).await?.ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "serial",
+            format!("no certificate with serial {hex} was issued by this site"),
+        )
+    })
+}
+
 // ---- CA material ----
 
 async fn chain(State(state): State<Arc<AppState>>) -> Response {
@@ -346,9 +372,7 @@ async fn get_request(
     Path(id): Path<i64>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
-    let req = state.site.store.request(id).await?.ok_or_else(|| {
-        HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}"))
-    })?;
+    let req = known_request(&state, id).await?;
     let owner = match (&c.enroll_token, &c.principal) {
         (Some(t), _) => {
             let presented = Presented::parse(t).map_err(token_error)?;
@@ -426,6 +450,7 @@ async fn approve(
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
+    known_request(&state, id).await?;
     let started = Instant::now();
     let cert = state.site.approve(id, &c.actor(&peer)).await?;
     state.metrics.observe_issuance(started.elapsed());
@@ -448,6 +473,7 @@ async fn deny(
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
     let b = body(b)?;
+    known_request(&state, id).await?;
     state.site.deny(id, &b.reason, &c.actor(&peer)).await?;
     Ok(Json(json!({ "request_id": id, "status": "denied" })).into_response())
 }
@@ -499,7 +525,7 @@ async fn get_certificate(
     Path(serial): Path<String>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let c = state.site.certificate(&serial).await?;
+    let c = known_certificate(&state, &serial).await?;
     let mut v = cert_json(&c);
     v["certificate"] = Value::String(pem::encode("CERTIFICATE", &c.der));
     Ok(Json(v).into_response())
@@ -517,6 +543,7 @@ async fn revoke(
     let b = body(b)?;
     let reason = RevocationReason::parse("reason", &b.reason)
         .map_err(|e| HttpError::bad_request("reason", e.rule))?;
+    known_certificate(&state, &serial).await?;
     let r = state.site.revoke(&serial, reason, &c.actor(&peer)).await?;
     Ok(
         Json(json!({ "serial": serial, "revoked_at": r.at, "reason": r.reason.name() }))
