@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::config::AdminRole;
 use crate::error::HttpError;
 use crate::tls::Peer;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -201,6 +201,17 @@ fn token_error(e: CaError) -> HttpError {
     h
 }
 
+/// A request id from the path: 400 naming `id` (a problem document, like every refusal).
+fn id_path(p: Result<Path<i64>, PathRejection>) -> Result<i64, HttpError> {
+    p.map(|Path(id)| id)
+        .map_err(|e| HttpError::new(e.status(), "id", "must be a request number"))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| HttpError::new(e.status(), "query", e.body_text()))
+}
+
 /// The stored request `id`, or 404.
 async fn known_request(
     state: &AppState,
@@ -369,9 +380,10 @@ async fn get_request(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
+    let id = id_path(id)?;
     let req = known_request(&state, id).await?;
     let owner = match (&c.enroll_token, &c.principal) {
         (Some(t), _) => {
@@ -418,9 +430,10 @@ async fn list_requests(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<RequestQuery>,
+    q: Result<Query<RequestQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
@@ -446,10 +459,11 @@ async fn approve(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
+    let id = id_path(id)?;
     known_request(&state, id).await?;
     let started = Instant::now();
     let cert = state.site.approve(id, &c.actor(&peer)).await?;
@@ -467,11 +481,12 @@ async fn deny(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     b: Result<Json<ReasonBody>, JsonRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
+    let id = id_path(id)?;
     let b = body(b)?;
     known_request(&state, id).await?;
     state.site.deny(id, &b.reason, &c.actor(&peer)).await?;
@@ -503,9 +518,10 @@ async fn list_certificates(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<CertQuery>,
+    q: Result<Query<CertQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let rows = state
         .site
         .certificates(&CertFilter {
@@ -765,9 +781,10 @@ async fn audit(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(HttpError::bad_request(
