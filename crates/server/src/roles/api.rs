@@ -238,6 +238,15 @@ async fn known_certificate(state: &AppState, text: &str) -> Result<CertificateRe
     })
 }
 
+/// A CA refusal that names a CLI flag (`--reason`), renamed to the JSON field (`reason`).
+fn renamed(e: CaError, names: &[(&str, &str)]) -> HttpError {
+    let mut h = HttpError::from(e);
+    if let Some((_, to)) = names.iter().find(|(from, _)| h.field == *from) {
+        h.field = to.to_string();
+    }
+    h
+}
+
 // ---- CA material ----
 
 async fn chain(State(state): State<Arc<AppState>>) -> Response {
@@ -489,7 +498,11 @@ async fn deny(
     let id = id_path(id)?;
     let b = body(b)?;
     known_request(&state, id).await?;
-    state.site.deny(id, &b.reason, &c.actor(&peer)).await?;
+    state
+        .site
+        .deny(id, &b.reason, &c.actor(&peer))
+        .await
+        .map_err(|e| renamed(e, &[("--reason", "reason")]))?;
     Ok(Json(json!({ "request_id": id, "status": "denied" })).into_response())
 }
 
@@ -634,7 +647,13 @@ async fn create_token(
             b.expires_in.unwrap_or(86_400),
             &c.actor(&peer),
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            renamed(
+                e,
+                &[("--principal", "principal"), ("--expires", "expires_in")],
+            )
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
