@@ -684,7 +684,7 @@ async fn get_template(
 }
 
 /// `{"validity": "1y", "require_approval": "true", ...}`: the fields `fleetpki template set`
-/// takes, with the same rules.
+/// takes (`require-approval` or `require_approval`), with the same rules.
 async fn set_template(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
@@ -710,9 +710,15 @@ async fn set_template(
                     .join(","),
                 other => other.to_string(),
             };
-            (k, text)
+            (k.replace('_', "-"), text)
         })
         .collect::<Vec<_>>();
+    if edits.is_empty() {
+        return Err(HttpError::bad_request(
+            "body",
+            "name at least one template field to change",
+        ));
+    }
     let t = state
         .site
         .template_set(&name, &edits, &c.actor(&peer))
