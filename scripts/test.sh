@@ -5,7 +5,7 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint.
+#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint, openapi-spec-validator.
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
 #    FLEETPKI_TEST_POSTGRES_URL. If FLEETPKI_TEST_POSTGRES_URL is already set, that database
@@ -18,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKILINT_SPEC="${FLEETPKI_PKILINT_SPEC:-pkilint==0.13.3}"
+OPENAPI_VALIDATOR_SPEC="${FLEETPKI_OPENAPI_VALIDATOR_SPEC:-openapi-spec-validator==0.9.0}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'scripts/test.sh: error: %s\n' "$*" >&2; exit 1; }
@@ -74,7 +75,7 @@ fi
 PG_BIN="$(pg_bindir)"
 [ -n "$PG_BIN" ] || die "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
 
-# ---------------------------------------------------------------- pkilint (PyPI)
+# ---------------------------------------------------------------- pkilint, openapi-spec-validator (PyPI)
 # Console scripts land in the interpreter's scripts dir (with pyenv: the version's bin, which
 # the shims only reach after a rehash) or ~/.local/bin; put them on PATH directly.
 VENV_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/fleetpki/pkilint-venv"
@@ -90,12 +91,10 @@ add_python_bins() {
 }
 add_python_bins
 
-pkilint_ok() { command -v lint_pkix_cert >/dev/null 2>&1 && lint_pkix_cert --help >/dev/null 2>&1; }
-
-if ! pkilint_ok; then
-    log "installing pkilint ($PKILINT_SPEC)…"
-    t0=$SECONDS
-    pip_flags=(install --quiet --disable-pip-version-check --no-input "$PKILINT_SPEC")
+# pip_install SPEC: into python3, or a private venv where that python refuses (Debian).
+pip_install() {
+    local pip_flags pip_log
+    pip_flags=(install --quiet --disable-pip-version-check --no-input "$1")
     pip_log="$(mktemp)"
     if python3 -m pip --version >/dev/null 2>&1 &&
         PIP_ROOT_USER_ACTION=ignore python3 -m pip "${pip_flags[@]}" >"$pip_log" 2>&1; then
@@ -110,16 +109,38 @@ if ! pkilint_ok; then
             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
                 python3-venv python3-pip >/dev/null
         fi
-        python3 -m venv "$VENV_DIR"
+        [ -x "$VENV_DIR/bin/python" ] || python3 -m venv "$VENV_DIR"
         "$VENV_DIR/bin/python" -m pip "${pip_flags[@]}"
     fi
     command -v pyenv >/dev/null 2>&1 && pyenv rehash >/dev/null 2>&1 || true
     hash -r
     add_python_bins
+}
+
+pkilint_ok() { command -v lint_pkix_cert >/dev/null 2>&1 && lint_pkix_cert --help >/dev/null 2>&1; }
+
+if ! pkilint_ok; then
+    log "installing pkilint ($PKILINT_SPEC)…"
+    t0=$SECONDS
+    pip_install "$PKILINT_SPEC"
     pkilint_ok || die "pkilint installed but lint_pkix_cert is not runnable from PATH ($PATH)"
     log "pkilint install took $((SECONDS - t0))s"
 fi
-for t in openssl curl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response; do
+
+# Validates the API role's /openapi.json (crates/cli/tests/api.rs).
+validator_ok() {
+    command -v openapi-spec-validator >/dev/null 2>&1 && openapi-spec-validator --help >/dev/null 2>&1
+}
+
+if ! validator_ok; then
+    log "installing openapi-spec-validator ($OPENAPI_VALIDATOR_SPEC)…"
+    t0=$SECONDS
+    pip_install "$OPENAPI_VALIDATOR_SPEC"
+    validator_ok || die "openapi-spec-validator installed but not runnable from PATH ($PATH)"
+    log "openapi-spec-validator install took $((SECONDS - t0))s"
+fi
+for t in openssl curl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response \
+    openapi-spec-validator; do
     command -v "$t" >/dev/null 2>&1 || die "$t is not on PATH after installation"
 done
 pkilint_python="$(sed -n '1s/^#![[:space:]]*//p' "$(command -v lint_pkix_cert)")"

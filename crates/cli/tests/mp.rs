@@ -429,7 +429,7 @@ fn pki_mp(extra: &str) -> Mp {
     )
     .expect("chain");
     let config = format!(
-        "[tls]\nmode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{PKI_HOST}\"\n{extra}",
+        "[roles.api]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n[tls]\nmode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{PKI_HOST}\"\n{extra}",
         s(&full),
         s(&site.path("mp.key")),
     );
@@ -448,7 +448,7 @@ fn pki_mp(extra: &str) -> Mp {
 fn enhanced_mp(extra: &str) -> Mp {
     let site = Site::two_tier();
     let config = format!(
-        "[roles.crl]\nenabled = false\n[tls]\nintranet_fqdn = \"{ENHANCED_HOST}\"\n{extra}"
+        "[roles.crl]\nenabled = false\n[roles.api]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n[tls]\nintranet_fqdn = \"{ENHANCED_HOST}\"\n{extra}"
     );
     let server = Server::start(&site, &config, 1);
     let port = server.port("management-point");
@@ -868,7 +868,7 @@ fn pki_mode_refuses_a_server_certificate_outside_the_profile() {
         std::fs::write(
             &cfg,
             format!(
-                "[tls]\nmode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{fqdn}\"\n",
+                "[roles.api]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n[tls]\nmode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{fqdn}\"\n",
                 s(&leaf),
                 s(&site.path(&format!("{stem}.key")))
             ),

@@ -700,7 +700,9 @@ fn fallback_status_point_stores_good_messages_and_refuses_the_rest() {
 fn ocsp_refuses_to_start_without_its_signing_key() {
     let mut site = Site::empty();
     site.env = vec![("FLEETPKI_PASSPHRASE".into(), "correct horse".into())];
-    site.ok(&["init", "--site-code", "PS1"]);
+    // Its own port: the CRL role listens where the base URL points.
+    let base = format!("http://localhost:{}", free_port());
+    site.ok(&["init", "--site-code", "PS1", "--base-url", &base]);
     site.env.clear();
     let cfg = site.path("serve.toml");
     std::fs::write(&cfg, "").expect("write");

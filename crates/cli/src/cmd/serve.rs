@@ -21,13 +21,16 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
         None => ServeConfig::defaults(&site.config.base_url)?,
     };
     let mut running = fleetpki_server::start(site, &config).await?;
+    // Scripts wait for these lines. A reader that stopped listening (closed pipe) must not
+    // take the server down: write errors are ignored, the log has the same facts.
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
     for (role, url) in &running.roles {
-        println!("{} listening on {url}", role.name());
+        let _ = writeln!(stdout, "{} listening on {url}", role.name());
         tracing::info!(role = role.name(), url = %url, "listening");
     }
-    // Scripts wait for these lines: make sure they leave the pipe now.
-    use std::io::Write;
-    std::io::stdout().flush().context("stdout")?;
+    let _ = stdout.flush();
+    drop(stdout);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
     tokio::select! {

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::config::AdminRole;
 use crate::error::HttpError;
 use crate::tls::Peer;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,7 @@ use fleetpki_ca::tokens::Presented;
 use fleetpki_ca::{Actor, CaError};
 use fleetpki_model::record::{CertFilter, CertificateRecord, RequestStatus, RevocationReason};
 use fleetpki_model::site::ClientStatus;
-use fleetpki_x509::pem;
+use fleetpki_x509::{pem, serial};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -201,6 +201,52 @@ fn token_error(e: CaError) -> HttpError {
     h
 }
 
+/// A request id from the path: 400 naming `id` (a problem document, like every refusal).
+fn id_path(p: Result<Path<i64>, PathRejection>) -> Result<i64, HttpError> {
+    p.map(|Path(id)| id)
+        .map_err(|e| HttpError::new(e.status(), "id", "must be a request number"))
+}
+
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| HttpError::new(e.status(), "query", e.body_text()))
+}
+
+/// The stored request `id`, or 404.
+async fn known_request(
+    state: &AppState,
+    id: i64,
+) -> Result<fleetpki_model::record::RequestRecord, HttpError> {
+    state
+        .site
+        .store
+        .request(id)
+        .await?
+        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}")))
+}
+
+/// The certificate `text` names: 400 when it is not a serial number, 404 when this site issued
+/// no certificate with it.
+async fn known_certificate(state: &AppState, text: &str) -> Result<CertificateRecord, HttpError> {
+    let hex = serial::to_hex(&serial::from_hex(text).map_err(CaError::from)?);
+    state.site.store.certificate(&hex).await?.ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "serial",
+            format!("no certificate with serial {hex} was issued by this site"),
+        )
+    })
+}
+
+/// A CA refusal that names a CLI flag (`--reason`), renamed to the JSON field (`reason`).
+fn renamed(e: CaError, names: &[(&str, &str)]) -> HttpError {
+    let mut h = HttpError::from(e);
+    if let Some((_, to)) = names.iter().find(|(from, _)| h.field == *from) {
+        h.field = to.to_string();
+    }
+    h
+}
+
 // ---- CA material ----
 
 async fn chain(State(state): State<Arc<AppState>>) -> Response {
@@ -343,12 +389,11 @@ async fn get_request(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
-    let req = state.site.store.request(id).await?.ok_or_else(|| {
-        HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}"))
-    })?;
+    let id = id_path(id)?;
+    let req = known_request(&state, id).await?;
     let owner = match (&c.enroll_token, &c.principal) {
         (Some(t), _) => {
             let presented = Presented::parse(t).map_err(token_error)?;
@@ -394,9 +439,10 @@ async fn list_requests(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<RequestQuery>,
+    q: Result<Query<RequestQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
@@ -422,10 +468,12 @@ async fn approve(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
+    let id = id_path(id)?;
+    known_request(&state, id).await?;
     let started = Instant::now();
     let cert = state.site.approve(id, &c.actor(&peer)).await?;
     state.metrics.observe_issuance(started.elapsed());
@@ -442,13 +490,19 @@ async fn deny(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     b: Result<Json<ReasonBody>, JsonRejection>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CertManager])?;
+    let id = id_path(id)?;
     let b = body(b)?;
-    state.site.deny(id, &b.reason, &c.actor(&peer)).await?;
+    known_request(&state, id).await?;
+    state
+        .site
+        .deny(id, &b.reason, &c.actor(&peer))
+        .await
+        .map_err(|e| renamed(e, &[("--reason", "reason")]))?;
     Ok(Json(json!({ "request_id": id, "status": "denied" })).into_response())
 }
 
@@ -477,9 +531,10 @@ async fn list_certificates(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<CertQuery>,
+    q: Result<Query<CertQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let rows = state
         .site
         .certificates(&CertFilter {
@@ -500,7 +555,7 @@ async fn get_certificate(
     Path(serial): Path<String>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let c = state.site.certificate(&serial).await?;
+    let c = known_certificate(&state, &serial).await?;
     let mut v = cert_json(&c);
     v["certificate"] = Value::String(pem::encode("CERTIFICATE", &c.der));
     Ok(Json(v).into_response())
@@ -518,6 +573,7 @@ async fn revoke(
     let b = body(b)?;
     let reason = RevocationReason::parse("reason", &b.reason)
         .map_err(|e| HttpError::bad_request("reason", e.rule))?;
+    known_certificate(&state, &serial).await?;
     let r = state.site.revoke(&serial, reason, &c.actor(&peer)).await?;
     Ok(
         Json(json!({ "serial": serial, "revoked_at": r.at, "reason": r.reason.name() }))
@@ -592,7 +648,13 @@ async fn create_token(
             b.expires_in.unwrap_or(86_400),
             &c.actor(&peer),
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            renamed(
+                e,
+                &[("--principal", "principal"), ("--expires", "expires_in")],
+            )
+        })?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -623,7 +685,7 @@ async fn get_template(
 }
 
 /// `{"validity": "1y", "require_approval": "true", ...}`: the fields `fleetpki template set`
-/// takes, with the same rules.
+/// takes (`require-approval` or `require_approval`), with the same rules.
 async fn set_template(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
@@ -649,9 +711,15 @@ async fn set_template(
                     .join(","),
                 other => other.to_string(),
             };
-            (k, text)
+            (k.replace('_', "-"), text)
         })
         .collect::<Vec<_>>();
+    if edits.is_empty() {
+        return Err(HttpError::bad_request(
+            "body",
+            "name at least one template field to change",
+        ));
+    }
     let t = state
         .site
         .template_set(&name, &edits, &c.actor(&peer))
@@ -739,9 +807,10 @@ async fn audit(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(HttpError::bad_request(

@@ -17,7 +17,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Body as _;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,13 +38,25 @@ pub(crate) async fn router(
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
-    Ok(routes
-        // Extractors stop reading a body at the cap (chunked or HTTP/2 bodies of unknown size).
-        .layer(DefaultBodyLimit::max(max))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
+    // Extractors stop reading a body at the cap (chunked or HTTP/2 bodies of unknown size).
+    let routes = routes.layer(DefaultBodyLimit::max(max));
+    // The HTTPS roles speak HTTP/2: their answers come after the whole request (see
+    // `read_whole_body`). OCSP and the fallback status point read their bodies themselves
+    // (after their own rate and content-type checks); the CRL role refuses an oversized
+    // declared length at once.
+    let routes = match rc.role {
+        Role::Api | Role::ManagementPoint => {
+            routes.layer(middleware::from_fn(move |req: Request, next: Next| {
+                read_whole_body(role, max, req, next)
+            }))
+        }
+        Role::Crl => routes.layer(middleware::from_fn(move |req: Request, next: Next| {
             declared_length_within(role, max, req, next)
-        }))
-        .layer(middleware::from_fn(move |req: Request, next: Next| {
+        })),
+        Role::Ocsp | Role::FallbackStatusPoint => routes,
+    };
+    Ok(
+        routes.layer(middleware::from_fn(move |req: Request, next: Next| {
             let state = state.clone();
             async move {
                 let started = Instant::now();
@@ -70,7 +84,8 @@ pub(crate) async fn router(
                 );
                 resp
             }
-        })))
+        })),
+    )
 }
 
 /// Why a request body was not read.
@@ -140,4 +155,45 @@ async fn declared_length_within(
         .into_response(),
         _ => next.run(req).await,
     }
+}
+
+/// A body too large is still read (and dropped) up to this size before the refusal, for the
+/// reason `read_whole_body` gives; past it the connection's client gets an early answer.
+const DRAIN_LIMIT: usize = 1024 * 1024;
+
+/// Reads the request body to its end (keeping at most `limit` bytes) before the handler runs,
+/// so that every answer, a refusal included, comes after the whole request. An answer sent
+/// while the client is still sending ends the HTTP/2 stream with RST_STREAM(NO_ERROR), which
+/// RFC 9113 allows, but curl 7.88 (Debian 12) then fails with "Stream error in the HTTP/2
+/// framing layer" instead of showing the answer, and the problem document is lost.
+async fn read_whole_body(role: &'static str, limit: usize, req: Request, next: Next) -> Response {
+    let (parts, mut body) = req.into_parts();
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = match frame {
+            Ok(f) => f,
+            Err(e) => {
+                return HttpError::bad_request("body", format!("cannot be read: {e}"))
+                    .into_response();
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            total = total.saturating_add(data.len());
+            if total <= limit {
+                kept.extend_from_slice(&data);
+            } else if total > DRAIN_LIMIT {
+                break;
+            }
+        }
+    }
+    if total > limit {
+        return HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body",
+            format!("longer than {limit} bytes (roles.{role}.max_body_bytes)"),
+        )
+        .into_response();
+    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
 }
