@@ -119,27 +119,32 @@ make_site() {
     cat "$TMP/pc1.pem" "$SITE/ca/issuing.pem" >"$TMP/pc1-chain.pem"
 }
 
-# start_fleetpki ROLE...: serves only these roles (the others disabled); sets URL_<role> for
-# each (dashes as underscores), e.g. URL_api, URL_management_point.
+# start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled); sets
+# URL_<role> for each (dashes as underscores), e.g. URL_api, URL_management_point, and
+# FLEETPKI_PID. Its output goes to $TMP/serve-N.{out,err}.
+SERVES=0
 start_fleetpki() {
-    local conf="$TMP/serve.toml" role r
+    local n conf role r
+    SERVES=$((SERVES + 1))
+    n="$TMP/serve-$SERVES"
+    conf="$n.toml"
     : >"$conf"
     for role in api crl ocsp fallback-status-point management-point; do
         [[ " $* " == *" $role "* ]] || printf '[roles.%s]\nenabled = false\n' "$role" >>"$conf"
     done
-    "$FLEETPKI" --dir "$SITE" serve --config "$conf" >"$TMP/serve.out" 2>"$TMP/serve.err" &
+    "$FLEETPKI" --dir "$SITE" serve --config "$conf" >"$n.out" 2>"$n.err" &
     PIDS+=("$!")
     FLEETPKI_PID=$!
     for _ in $(seq 1 300); do
         local all=1
-        for role in "$@"; do grep -q "^$role listening on " "$TMP/serve.out" || all=""; done
+        for role in "$@"; do grep -q "^$role listening on " "$n.out" || all=""; done
         [ -n "$all" ] && break
-        kill -0 "$FLEETPKI_PID" 2>/dev/null || { cat "$TMP/serve.err" >&2; die "fleetpki serve exited"; }
+        kill -0 "$FLEETPKI_PID" 2>/dev/null || { cat "$n.err" >&2; die "fleetpki serve exited"; }
         sleep 0.1
     done
     for role in "$@"; do
-        r="$(sed -n "s/^$role listening on //p" "$TMP/serve.out")"
-        [ -n "$r" ] || { cat "$TMP/serve.err" >&2; die "fleetpki serve: no $role URL"; }
+        r="$(sed -n "s/^$role listening on //p" "$n.out")"
+        [ -n "$r" ] || { cat "$n.err" >&2; die "fleetpki serve: no $role URL"; }
         # The server certificate names localhost (the base URL's host): connect by that name.
         printf -v "URL_${role//-/_}" '%s' "${r/127.0.0.1/localhost}"
     done
