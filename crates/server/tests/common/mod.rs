@@ -65,12 +65,9 @@ pub async fn site_with_pc1(dir: &std::path::Path) -> (Arc<Site>, Vec<u8>, Privat
     (Arc::new(site), certificate.der, key)
 }
 
-pub async fn connect(
-    site: &Site,
-    url: &str,
-    leaf: &[u8],
-    key: &PrivateKey,
-) -> TlsStream<TcpStream> {
+/// A mutual-TLS client config for PC1 (its certificate sent with the issuing CA), trusting the
+/// site root; rustls' default session resumption stays on.
+pub fn client_config(site: &Site, leaf: &[u8], key: &PrivateKey) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -88,10 +85,27 @@ pub async fn connect(
         .with_client_auth_cert(chain, key)
         .expect("client certificate");
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let addr = url.trim_start_matches("https://");
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    TlsConnector::from(Arc::new(config))
+    Arc::new(config)
+}
+
+/// A TLS connection to `url` (https://127.0.0.1:PORT) for the server name pki.fleet.test.
+pub async fn connect_with(
+    config: Arc<rustls::ClientConfig>,
+    url: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(url.trim_start_matches("https://")).await?;
+    TlsConnector::from(config)
         .connect(ServerName::try_from("pki.fleet.test").expect("name"), tcp)
+        .await
+}
+
+pub async fn connect(
+    site: &Site,
+    url: &str,
+    leaf: &[u8],
+    key: &PrivateKey,
+) -> TlsStream<TcpStream> {
+    connect_with(client_config(site, leaf, key), url)
         .await
         .expect("handshake")
 }
