@@ -71,6 +71,8 @@ pub(crate) struct AppState {
     /// Every role's URL, known once all are bound.
     pub urls: OnceLock<BTreeMap<&'static str, String>>,
     pub policy_cache: roles::mp::PolicyCache,
+    /// Whom each site-issued client certificate was issued to (the management point's lookup).
+    pub issued_to: roles::mp::IssuedTo,
 }
 
 /// A running server: the URL of each role, and the means to stop it.
@@ -135,6 +137,7 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
         signing_key,
         urls: OnceLock::new(),
         policy_cache: Default::default(),
+        issued_to: Default::default(),
     });
     // Roles on one fixed address share its socket (CRL and OCSP under the site's base URL);
     // each role on an ephemeral port gets its own.

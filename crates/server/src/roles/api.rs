@@ -111,7 +111,23 @@ fn sha256_hex(bytes: &[u8]) -> String {
     fleetpki_x509::cert::fingerprint(bytes)
 }
 
+/// The caller, with the administrative roles its groups or API token give it.
 async fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<Caller, HttpError> {
+    identify(state, peer, headers, true).await
+}
+
+/// The caller of an enrollment or renewal, which acts for the caller's own principal (or token)
+/// and needs no administrative role: its groups are not read here (issuance reads them itself).
+async fn enrollee(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<Caller, HttpError> {
+    identify(state, peer, headers, false).await
+}
+
+async fn identify(
+    state: &AppState,
+    peer: &Peer,
+    headers: &HeaderMap,
+    with_roles: bool,
+) -> Result<Caller, HttpError> {
     let mut c = Caller {
         name: "anonymous".into(),
         principal: None,
@@ -166,10 +182,12 @@ async fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<Ca
             .await?
             .filter(|r| r.der == cert.der && r.revocation.is_none())
         {
-            let groups = state.site.store.groups_of(&record.principal).await?;
-            for (role, group) in &state.config.api.groups {
-                if groups.contains(group) {
-                    c.roles.insert(*role);
+            if with_roles {
+                let groups = state.site.store.groups_of(&record.principal).await?;
+                for (role, group) in &state.config.api.groups {
+                    if groups.contains(group) {
+                        c.roles.insert(*role);
+                    }
                 }
             }
             if c.name == "anonymous" {
@@ -323,7 +341,7 @@ async fn enroll(
     headers: HeaderMap,
     b: Result<Json<EnrollBody>, JsonRejection>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
+    let c = enrollee(&state, &peer, &headers).await?;
     let b = body(b)?;
     let started = Instant::now();
     let result = if let Some(token) = &c.enroll_token {
@@ -361,7 +379,7 @@ async fn renew(
     headers: HeaderMap,
     b: Result<Json<RenewBody>, JsonRejection>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
+    let c = enrollee(&state, &peer, &headers).await?;
     let current = c.certificate.as_ref().ok_or_else(|| {
         HttpError::new(
             StatusCode::UNAUTHORIZED,

@@ -39,6 +39,31 @@ pub(crate) struct PolicyCache {
 /// Most clients a cache holds before it starts over (bounded memory, whatever the fleet size).
 const CACHE_MAX: usize = 100_000;
 
+/// The principal each site-issued client certificate was issued to, by the certificate's
+/// SHA-256: what a check-in would otherwise read from the inventory every time. Exact, not a
+/// time-bounded cache: an inventory record's certificate and principal never change and records
+/// are never deleted. What can change is checked on every request all the same: revocation by
+/// the handshake (CRLs), blocking by the registration lookup in [`identify`].
+#[derive(Default)]
+pub(crate) struct IssuedTo {
+    by_sha256: Mutex<HashMap<String, String>>,
+}
+
+impl IssuedTo {
+    fn get(&self, sha256: &str) -> Option<String> {
+        self.by_sha256.lock().ok()?.get(sha256).cloned()
+    }
+
+    fn insert(&self, sha256: &str, principal: &str) {
+        if let Ok(mut map) = self.by_sha256.lock() {
+            if map.len() >= CACHE_MAX {
+                map.clear();
+            }
+            map.insert(sha256.to_string(), principal.to_string());
+        }
+    }
+}
+
 /// Who a verified client certificate belongs to.
 struct Client {
     /// The client's name: its registration name, or the principal its PKI certificate was
@@ -96,6 +121,25 @@ async fn identify(state: &AppState, peer: &Peer) -> Result<Client, HttpError> {
     }
     // A PKI certificate: the site issued it (the handshake proved the chain), so the inventory
     // says to whom.
+    let principal = match state.issued_to.get(&cert.sha256) {
+        Some(p) => p,
+        None => {
+            let p = inventory_principal(state, cert).await?;
+            state.issued_to.insert(&cert.sha256, &p);
+            p
+        }
+    };
+    Ok(Client {
+        name: registration.map(|r| r.name).unwrap_or(principal.clone()),
+        principal,
+    })
+}
+
+/// The principal the inventory says this exact certificate was issued to.
+async fn inventory_principal(
+    state: &AppState,
+    cert: &crate::tls::ClientCert,
+) -> Result<String, HttpError> {
     let parsed = fleetpki_x509::cert::parse("client certificate", &cert.der)
         .map_err(|e| HttpError::bad_request("client certificate", e.to_string()))?;
     let info = fleetpki_x509::cert::info(&parsed)
@@ -112,12 +156,7 @@ async fn identify(state: &AppState, peer: &Peer) -> Result<Client, HttpError> {
                 format!("serial {} is not in this site's inventory", info.serial_hex),
             )
         })?;
-    Ok(Client {
-        name: registration
-            .map(|r| r.name)
-            .unwrap_or(record.principal.clone()),
-        principal: record.principal,
-    })
+    Ok(record.principal)
 }
 
 #[derive(Deserialize)]
