@@ -28,8 +28,8 @@ use std::time::Instant;
 pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/openapi.json", get(openapi))
-        .route("/api/v1/ca/chain", get(chain))
-        .route("/api/v1/ca/crl", get(crl))
+        .route("/api/v1/ca/chain", get(super::ca_chain))
+        .route("/api/v1/ca/crl", get(super::issuing_crl))
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/renew", post(renew))
         .route("/api/v1/requests", get(list_requests))
@@ -263,27 +263,6 @@ fn renamed(e: CaError, names: &[(&str, &str)]) -> HttpError {
         h.field = to.to_string();
     }
     h
-}
-
-// ---- CA material ----
-
-async fn chain(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
-        state.site.chain_pem(),
-    )
-        .into_response()
-}
-
-async fn crl(State(state): State<Arc<AppState>>) -> Result<Response, HttpError> {
-    let issuer = state.site.issuer().role.name();
-    let crl = state
-        .site
-        .store
-        .latest_crl(issuer, false)
-        .await?
-        .ok_or_else(|| HttpError::new(StatusCode::NOT_FOUND, "crl", "no CRL published yet"))?;
-    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response())
 }
 
 // ---- enrollment ----

@@ -88,6 +88,37 @@ pub(crate) async fn router(
     )
 }
 
+/// The CA chain (PEM, issuing CA first): the management point's and the API's.
+pub(crate) async fn ca_chain(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+        state.site.chain_pem(),
+    )
+        .into_response()
+}
+
+/// The issuing CA's latest full CRL (DER): the management point's and the API's.
+pub(crate) async fn issuing_crl(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> Result<Response, HttpError> {
+    let issuer = state.site.issuer().role.name();
+    let crl = state
+        .site
+        .store
+        .latest_crl(issuer, false)
+        .await?
+        .ok_or_else(|| {
+            HttpError::new(
+                StatusCode::NOT_FOUND,
+                "crl",
+                "no CRL has been published yet (fleetpki crl publish)",
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response())
+}
+
 /// Why a request body was not read.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BodyError {

@@ -24,8 +24,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/mp/register", post(register))
         .route("/mp/policy", get(policy))
-        .route("/mp/chain", get(chain))
-        .route("/mp/crl", get(crl))
+        .route("/mp/chain", get(super::ca_chain))
+        .route("/mp/crl", get(super::issuing_crl))
         .route("/mp/signing-cert", get(signing_cert))
 }
 
@@ -357,33 +357,6 @@ async fn sign_policy(state: &AppState, client: &Client, version: i64) -> Result<
         )
     })?;
     Ok(signed.to_json())
-}
-
-/// The CA chain (PEM, issuing CA first), for clients to install and send with their certificate.
-async fn chain(State(state): State<Arc<AppState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
-        state.site.chain_pem(),
-    )
-        .into_response()
-}
-
-/// The issuing CA's latest full CRL (DER).
-async fn crl(State(state): State<Arc<AppState>>) -> Result<Response, HttpError> {
-    let issuer = state.site.issuer().role.name();
-    let crl = state
-        .site
-        .store
-        .latest_crl(issuer, false)
-        .await?
-        .ok_or_else(|| {
-            HttpError::new(
-                StatusCode::NOT_FOUND,
-                "crl",
-                "no CRL has been published yet (fleetpki crl publish)",
-            )
-        })?;
-    Ok(([(header::CONTENT_TYPE, "application/pkix-crl")], crl.der).into_response())
 }
 
 /// The site signing certificate (PEM). Agents are installed with it; one that was allowed
