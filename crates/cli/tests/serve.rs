@@ -30,29 +30,13 @@ fn curl(url: &str, out: &std::path::Path) -> (String, String) {
 
 #[test]
 fn cdp_and_aia_serve_what_certificates_point_to() {
-    let port = free_port();
-    let site = Site::empty();
-    let base = format!("http://127.0.0.1:{port}");
-    site.ok(&[
-        "init",
-        "--site-code",
-        "PS1",
-        "--two-tier",
-        "--base-url",
-        &base,
-    ]);
-    site.add_pc1();
-    site.enable("Workstation", "Workstations");
-    let csr = openssl_csr(site.dir.path(), "pc", "ec:P-256", "/CN=pc1", &[]);
-    let leaf = site.issue("Workstation", "PC1", &csr, "pc.pem");
-    let serial = site.json(&["cert", "list"])[0]["serial"]
-        .as_str()
-        .expect("serial")
-        .to_string();
+    let (site, base, serial) = site_with_leaf();
+    let leaf = site.path("pc.pem");
+    let listen = base.trim_start_matches("http://");
 
     let server = Server::start(
         &site,
-        &format!("[roles.crl]\nlisten = \"127.0.0.1:{port}\"\n"),
+        &format!("[roles.crl]\nlisten = \"{listen}\"\n"),
         ROLES,
     );
     assert_eq!(server.url("crl"), base);
