@@ -4,6 +4,7 @@
 //! ([`schedule`]), selects the client certificate it presents and explains why ([`select`]),
 //! and moves certificates in and out as PKCS#12 ([`pkcs12`]).
 
+pub mod client;
 pub mod pkcs12;
 pub mod renewal;
 pub mod schedule;

@@ -2,6 +2,7 @@
 //! over mutual TLS, and the administrative operations of the CLI, authorised by role
 //! (`ca-admin`, `cert-manager`, `auditor`) through an admin client certificate or API token.
 
+use super::enrollment::{issued_json, request_json, submitted};
 use crate::AppState;
 use crate::config::AdminRole;
 use crate::error::HttpError;
@@ -12,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use fleetpki_ca::issuance::Submitted;
 use fleetpki_ca::keys::KeyRole;
 use fleetpki_ca::tokens::Presented;
 use fleetpki_ca::{Actor, CaError};
@@ -282,35 +282,6 @@ struct RenewBody {
     csr: String,
 }
 
-fn issued_json(state: &AppState, request_id: i64, c: &CertificateRecord) -> Value {
-    json!({
-        "status": "issued",
-        "request_id": request_id,
-        "serial": c.serial,
-        "not_after": c.not_after,
-        "certificate": pem::encode("CERTIFICATE", &c.der),
-        "chain": state.site.chain_pem(),
-    })
-}
-
-fn submitted(state: &AppState, s: Submitted) -> Response {
-    match s {
-        Submitted::Issued {
-            request_id,
-            certificate,
-        } => (
-            StatusCode::CREATED,
-            Json(issued_json(state, request_id, &certificate)),
-        )
-            .into_response(),
-        Submitted::Pending { request_id } => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "status": "pending", "request_id": request_id })),
-        )
-            .into_response(),
-    }
-}
-
 /// Enroll: a CSR under a template, for the holder of a one-time token, or for the principal
 /// whose certificate the connection presented. 201 with the certificate once it is committed,
 /// 202 when the template needs approval.
@@ -407,21 +378,7 @@ async fn get_request(
     if !owner {
         c.require(&READERS)?;
     }
-    let mut out = json!({
-        "request_id": req.id,
-        "status": req.status.name(),
-        "template": req.template,
-        "principal": req.principal,
-        "submitted_at": req.submitted_at,
-        "decided_at": req.decided_at,
-        "reason": req.reason,
-    });
-    if let Some(serial) = &req.serial
-        && let Some(cert) = state.site.store.certificate(serial).await?
-    {
-        out = issued_json(&state, req.id, &cert);
-    }
-    Ok(Json(out).into_response())
+    Ok(Json(request_json(&state, &req).await?).into_response())
 }
 
 // ---- administration ----

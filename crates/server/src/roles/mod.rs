@@ -3,6 +3,7 @@
 
 mod api;
 mod cdp;
+mod enrollment;
 pub(crate) mod mp;
 mod ocsp;
 mod status;

@@ -27,6 +27,8 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/mp/chain", get(super::ca_chain))
         .route("/mp/crl", get(super::issuing_crl))
         .route("/mp/signing-cert", get(signing_cert))
+        .route("/mp/enroll", post(enroll))
+        .route("/mp/requests/{id}", get(poll))
 }
 
 /// Signed policies by client, for the policy version they were made at: check-ins between
@@ -367,4 +369,65 @@ async fn signing_cert(State(state): State<Arc<AppState>>) -> Response {
         state.site.signing.pem(),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnrollBody {
+    /// Template name (as the policy lists it).
+    template: String,
+    /// PKCS#10, PEM.
+    csr: String,
+}
+
+/// Autoenrollment for a registered client: a CSR under a template, for the principal the
+/// connection's certificate identifies (its approved registration or the site certificate's
+/// holder). The template's own permissions decide, exactly as for the API: 201 with the
+/// certificate once committed, 202 when the template needs approval.
+async fn enroll(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    body: Result<Json<EnrollBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, HttpError> {
+    let client = identify(&state, &peer).await?;
+    let Json(body) = body.map_err(|e| HttpError::new(e.status(), "body", e.body_text()))?;
+    let actor = Actor::new(
+        client.name.clone(),
+        format!("management point {}", peer.addr),
+    );
+    let started = std::time::Instant::now();
+    let result = state
+        .site
+        .submit(
+            &body.template,
+            &client.principal,
+            body.csr.as_bytes(),
+            &actor,
+        )
+        .await?;
+    state.metrics.observe_issuance(started.elapsed());
+    Ok(super::enrollment::submitted(&state, result))
+}
+
+/// A client polls one of its own requests; another principal's request is "not found" (no
+/// telling which numbers exist).
+async fn poll(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    id: Result<axum::extract::Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<Response, HttpError> {
+    let client = identify(&state, &peer).await?;
+    let id = id
+        .map(|axum::extract::Path(id)| id)
+        .map_err(|e| HttpError::new(e.status(), "id", "must be a request number"))?;
+    let req = state
+        .site
+        .store
+        .request(id)
+        .await?
+        .filter(|r| r.principal == client.principal)
+        .ok_or_else(|| {
+            HttpError::new(StatusCode::NOT_FOUND, "request", format!("no request {id}"))
+        })?;
+    Ok(Json(super::enrollment::request_json(&state, &req).await?).into_response())
 }
