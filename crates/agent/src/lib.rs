@@ -5,8 +5,12 @@
 //! and moves certificates in and out as PKCS#12 ([`pkcs12`]).
 
 pub mod client;
+pub mod config;
+pub mod files;
+pub mod identity;
 pub mod pkcs12;
 pub mod renewal;
 pub mod schedule;
 pub mod select;
 pub mod store;
+pub mod trust;
