@@ -77,6 +77,8 @@ enum Command {
     /// State messages clients sent to the fallback status point.
     #[command(subcommand)]
     Status(cmd::status::StatusCmd),
+    #[command(subcommand)]
+    Agent(cmd::agent::AgentCmd),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +169,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Token(c) => cmd::token::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
         Command::Status(c) => cmd::status::run(&ctx, c).await,
+        Command::Agent(c) => return cmd::agent::run(&ctx, c).await,
     };
     done.map(|()| 0)
 }
