@@ -45,6 +45,10 @@ pub enum AgentCmd {
         /// One cycle, then exit (exit status 2 when the cycle could not complete).
         #[arg(long)]
         once: bool,
+        /// Decide as if the time were this (RFC 3339 or Unix seconds): what-if runs and tests.
+        /// Only maintenance decisions use it; TLS checks keep the real clock.
+        #[arg(long, hide = true, requires = "once")]
+        as_of: Option<String>,
     },
     /// The agent's configuration, pins, policy, registration and certificates.
     Status {
@@ -63,6 +67,9 @@ pub enum AgentCmd {
         explain: bool,
         #[arg(long)]
         json: bool,
+        /// Select as if the time were this (RFC 3339 or Unix seconds).
+        #[arg(long, hide = true)]
+        as_of: Option<String>,
     },
     /// Export a certificate and its key as PKCS#12 (only when the template allows export).
     Export {
@@ -161,12 +168,17 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
             ]);
             Ok(0)
         }
-        AgentCmd::Run { once } => run_agent(ctx, once).await,
+        AgentCmd::Run { once, as_of } => run_agent(ctx, once, as_of.as_deref().map(parse_time).transpose()?).await,
         AgentCmd::Status { opts } => status(ctx, opts).map(|()| 0),
         AgentCmd::List { opts } => list(ctx, opts).map(|()| 0),
-        AgentCmd::Select { explain, json } => {
+        AgentCmd::Select {
+            explain,
+            json,
+            as_of,
+        } => {
             let agent = open(ctx)?;
-            let (selection, _) = agent.select(now())?;
+            let at = as_of.as_deref().map(parse_time).transpose()?.unwrap_or_else(now);
+            let (selection, _) = agent.select(at)?;
             if json {
                 output::json(&selection)?;
             } else if explain {
@@ -231,11 +243,22 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
     }
 }
 
-async fn run_agent(ctx: &Ctx, once: bool) -> Result<i32> {
+/// `--as-of`: RFC 3339 or Unix seconds.
+fn parse_time(text: &str) -> Result<i64> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return Ok(secs);
+    }
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .map(|d| d.unix_timestamp())
+        .map_err(|_| anyhow::anyhow!("--as-of: `{text}` is not RFC 3339 (2026-11-22T10:00:00Z) or Unix seconds"))
+}
+
+async fn run_agent(ctx: &Ctx, once: bool, as_of: Option<i64>) -> Result<i32> {
     let agent = open(ctx)?;
     let mut rng = rand::rng();
     loop {
-        let t = now();
+        let t = as_of.unwrap_or_else(now);
         let report = agent.cycle(t).await?;
         for d in &report.decisions {
             println!("{}", d.log_line());
