@@ -5,7 +5,8 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint, openapi-spec-validator.
+#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint, openapi-spec-validator,
+#    cryptography (when python3 lacks it).
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
 #    FLEETPKI_TEST_POSTGRES_URL. If FLEETPKI_TEST_POSTGRES_URL is already set, that database
@@ -138,6 +139,13 @@ if ! validator_ok; then
     pip_install "$OPENAPI_VALIDATOR_SPEC"
     validator_ok || die "openapi-spec-validator installed but not runnable from PATH ($PATH)"
     log "openapi-spec-validator install took $((SECONDS - t0))s"
+fi
+# Python `cryptography` reads the agent's PKCS#12 exports (crates/agent/src/pkcs12/tests.rs).
+# pkilint depends on it, so this is normally a no-op; it checks the python3 the tests run.
+if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
+    log "installing cryptography (pip)…"
+    pip_install cryptography
+    python3 -c 'import cryptography' || die "python3 cannot import cryptography after installation"
 fi
 for t in openssl curl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response \
     openapi-spec-validator; do
