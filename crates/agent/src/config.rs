@@ -77,6 +77,14 @@ impl AgentConfig {
                 return Err((field, "must be 64 lower-case hex digits (a SHA-256)".into()));
             }
         }
+        if let Some(u) = &self.status_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err((
+                "status_url",
+                format!("`{u}` must be an http:// or https:// URL"),
+            ));
+        }
         Ok(())
     }
 }

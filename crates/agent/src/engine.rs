@@ -120,7 +120,7 @@ pub struct Agent {
 
 /// Which certificate the agent presents to the management point.
 enum Presenting {
-    Certificate(Entry),
+    Certificate(Box<Entry>),
     Identity(Identity),
 }
 
@@ -156,7 +156,11 @@ impl Agent {
             field: "state".into(),
             rule: e.to_string(),
         })?;
-        Ok(files::write_atomic(&self.dir.join(STATE_FILE), &text, false)?)
+        Ok(files::write_atomic(
+            &self.dir.join(STATE_FILE),
+            &text,
+            false,
+        )?)
     }
 
     /// The last good policy, verified again against the pins (any version).
@@ -166,7 +170,12 @@ impl Agent {
             return Ok(None);
         }
         let text = files::read_to_string(&path)?;
-        Ok(Some(trust::verify_policy(&self.pins, &text, &self.config.name, 0)?))
+        Ok(Some(trust::verify_policy(
+            &self.pins,
+            &text,
+            &self.config.name,
+            0,
+        )?))
     }
 
     /// The policy selection runs under: the held one, or the defaults before the first.
@@ -190,7 +199,11 @@ impl Agent {
         self.select_with(&policy, now)
     }
 
-    fn select_with(&self, policy: &Policy, now: UnixTime) -> Result<(Selection, Vec<Entry>), AgentError> {
+    fn select_with(
+        &self,
+        policy: &Policy,
+        now: UnixTime,
+    ) -> Result<(Selection, Vec<Entry>), AgentError> {
         let mut entries = Vec::new();
         let mut candidates = Vec::new();
         for name in &policy.stores {
@@ -244,7 +257,13 @@ impl Agent {
         decisions.push(d);
     }
 
-    async fn report(&self, policy: Option<&Policy>, kind: &str, message: String, details: serde_json::Value) {
+    async fn report(
+        &self,
+        policy: Option<&Policy>,
+        kind: &str,
+        message: String,
+        details: serde_json::Value,
+    ) {
         let url = policy
             .and_then(|p| p.fallback_status_point.clone())
             .or_else(|| self.config.status_url.clone());
@@ -286,22 +305,28 @@ impl Agent {
         let (selection, entries) = self.select_with(&policy_for_selection, now)?;
         let presenting = match &selection.outcome {
             Outcome::Selected { index, .. } => match entries.get(*index) {
-                Some(e) => Presenting::Certificate(e.clone()),
+                Some(e) => Presenting::Certificate(Box::new(e.clone())),
                 None => Presenting::Identity(identity::load(&self.dir)?),
             },
             Outcome::NoCandidate => Presenting::Identity(identity::load(&self.dir)?),
             Outcome::Ambiguous { serials, .. } => {
-                let message = selection
-                    .fallback_message()
-                    .unwrap_or_else(|| format!("client certificate selection failed: {} candidates", serials.len()));
-                self.log(&mut decisions, Decision {
-                    at: now,
-                    template: None,
-                    action: "selection-failed".into(),
-                    reason: format!("{message}; the management point is not contacted"),
-                    serial: None,
-                    next_due: None,
+                let message = selection.fallback_message().unwrap_or_else(|| {
+                    format!(
+                        "client certificate selection failed: {} candidates",
+                        serials.len()
+                    )
                 });
+                self.log(
+                    &mut decisions,
+                    Decision {
+                        at: now,
+                        template: None,
+                        action: "selection-failed".into(),
+                        reason: format!("{message}; the management point is not contacted"),
+                        serial: None,
+                        next_due: None,
+                    },
+                );
                 self.report(
                     held.as_ref(),
                     "selection-failed",
@@ -314,60 +339,73 @@ impl Agent {
                 return Ok(r);
             }
         };
-        let key;
-        let presented = match &presenting {
-            Presenting::Certificate(e) => {
-                key = self.store.key(e)?;
-                let mut chain = vec![e.der.clone()];
-                chain.extend(self.site_chain().into_iter().filter(|d| *d != self.pins.root));
-                Presented { chain, key: &key }
-            }
-            Presenting::Identity(id) => Presented {
-                chain: vec![id.der.clone()],
-                key: &id.key,
-            },
-        };
-        let client = SiteClient::new(&self.config.site, ServerTrust::Pinned(&self.pins.root), Some(presented))?;
-
-        // 2. Registration, for the self-signed identity (a site certificate needs none).
-        if let Presenting::Identity(id) = &presenting {
-            let sha = fleetpki_x509::cert::fingerprint(&id.der);
-            let registered = state.registered.as_ref().is_some_and(|(s, st)| *s == sha && st == "approved");
-            if !registered {
-                match client.register(&self.config.name).await {
-                    Ok(r) => {
-                        let approved = r.status == "approved";
-                        self.log(&mut decisions, Decision {
-                            at: now,
-                            template: None,
-                            action: "register".into(),
-                            reason: format!("registered the self-signed identity {sha}: {}", r.status),
-                            serial: None,
-                            next_due: None,
-                        });
-                        state.registered = Some((sha, r.status));
-                        if !approved {
-                            let r = CycleReport { decisions, next_run: now + interval, ok: true };
-                            self.save_state(&state)?;
-                            return Ok(r);
-                        }
+        // 2. Reach the management point: with the selected certificate, or the registration
+        // identity (registering it first); a selected certificate the management point refuses
+        // (revoked since the last CRL the agent saw, say) falls back to the identity.
+        let mut attempts = vec![presenting];
+        if matches!(attempts[0], Presenting::Certificate(_)) {
+            attempts.push(Presenting::Identity(identity::load(&self.dir)?));
+        }
+        let last = attempts.len() - 1;
+        let mut connected = None;
+        for (i, presenting) in attempts.iter().enumerate() {
+            match self
+                .connect(presenting, &mut state, now, &mut decisions)
+                .await
+            {
+                Ok(Some(c)) => {
+                    connected = Some(c);
+                    break;
+                }
+                Ok(None) => {
+                    // Registered, waiting for an administrator's approval.
+                    self.save_state(&state)?;
+                    return Ok(CycleReport {
+                        decisions,
+                        next_run: now + interval,
+                        ok: true,
+                    });
+                }
+                Err((what, e)) => {
+                    if i < last && matches!(e, ClientError::Unreachable { .. }) {
+                        self.log(
+                            &mut decisions,
+                            Decision {
+                                at: now,
+                                template: None,
+                                action: "fallback".into(),
+                                reason: format!(
+                                    "the management point did not accept the selected certificate ({e}); trying the registration identity"
+                                ),
+                                serial: None,
+                                next_due: None,
+                            },
+                        );
+                        continue;
                     }
-                    Err(e) => {
-                        self.log(&mut decisions, failure(now, None, "register", &e));
-                        let r = fail(decisions, &mut state);
-                        self.save_state(&state)?;
-                        return Ok(r);
-                    }
+                    self.log(&mut decisions, failure(now, None, what, &e));
+                    let r = fail(decisions, &mut state);
+                    self.save_state(&state)?;
+                    return Ok(r);
                 }
             }
         }
+        let Some((client, text)) = connected else {
+            let r = fail(decisions, &mut state);
+            self.save_state(&state)?;
+            return Ok(r);
+        };
 
         // 3. The policy: verified before use; a bad one leaves the last good one in force.
-        let policy = match client.policy().await {
-            Ok(text) => match trust::verify_policy(&self.pins, &text, &self.config.name, state.policy_version) {
-                Ok(p) => {
-                    if p.version != state.policy_version {
-                        self.log(&mut decisions, Decision {
+        let policy = match trust::verify_policy(
+            &self.pins,
+            &text,
+            &self.config.name,
+            state.policy_version,
+        ) {
+            Ok(p) => {
+                if p.version != state.policy_version {
+                    self.log(&mut decisions, Decision {
                             at: now,
                             template: None,
                             action: "policy".into(),
@@ -379,34 +417,36 @@ impl Agent {
                             serial: None,
                             next_due: None,
                         });
-                    }
-                    files::write_atomic(&self.dir.join(POLICY_FILE), text.as_bytes(), false)?;
-                    state.policy_version = p.version;
-                    Some(p)
                 }
-                Err(e) => {
-                    let kind = match &e {
-                        TrustError::Policy(PolicyError::SignerMismatch { .. }) => "trust-changed",
-                        _ => "policy-invalid",
-                    };
-                    self.log(&mut decisions, Decision {
+                files::write_atomic(&self.dir.join(POLICY_FILE), text.as_bytes(), false)?;
+                state.policy_version = p.version;
+                Some(p)
+            }
+            Err(e) => {
+                let kind = match &e {
+                    TrustError::Policy(PolicyError::SignerMismatch { .. }) => "trust-changed",
+                    _ => "policy-invalid",
+                };
+                self.log(
+                    &mut decisions,
+                    Decision {
                         at: now,
                         template: None,
                         action: "policy-refused".into(),
                         reason: format!("{e}; keeping policy version {}", state.policy_version),
                         serial: None,
                         next_due: None,
-                    });
-                    self.report(held.as_ref(), kind, format!("policy refused: {e}"), serde_json::Value::Null).await;
-                    state.failures = state.failures.saturating_add(1);
-                    held.clone()
-                }
-            },
-            Err(e) => {
-                self.log(&mut decisions, failure(now, None, "policy", &e));
-                let r = fail(decisions, &mut state);
-                self.save_state(&state)?;
-                return Ok(r);
+                    },
+                );
+                self.report(
+                    held.as_ref(),
+                    kind,
+                    format!("policy refused: {e}"),
+                    serde_json::Value::Null,
+                )
+                .await;
+                state.failures = state.failures.saturating_add(1);
+                held.clone()
             }
         };
         let Some(policy) = policy else {
@@ -417,8 +457,15 @@ impl Agent {
 
         // 4. The chain (kept for selection and for presenting) and the CRL.
         if let Ok(chain) = client.chain().await {
-            let text: String = chain.iter().map(|d| pem::encode("CERTIFICATE", d)).collect();
-            files::write_atomic(&self.dir.join(trust::TRUST_DIR).join(CHAIN_FILE), text.as_bytes(), false)?;
+            let text: String = chain
+                .iter()
+                .map(|d| pem::encode("CERTIFICATE", d))
+                .collect();
+            files::write_atomic(
+                &self.dir.join(trust::TRUST_DIR).join(CHAIN_FILE),
+                text.as_bytes(),
+                false,
+            )?;
         }
         let revoked = self.revoked_serials(&client).await;
 
@@ -426,7 +473,18 @@ impl Agent {
         let mut next_due: Option<UnixTime> = None;
         let mut ok = true;
         for t in &policy.templates {
-            match self.maintain(&client, &policy, t, now, &mut state, revoked.as_ref(), &mut decisions).await {
+            match self
+                .maintain(
+                    &client,
+                    &policy,
+                    t,
+                    now,
+                    &mut state,
+                    revoked.as_ref(),
+                    &mut decisions,
+                )
+                .await
+            {
                 Ok(due) => {
                     if let Some(d) = due {
                         next_due = Some(next_due.map_or(d, |n| n.min(d)));
@@ -435,15 +493,24 @@ impl Agent {
                 Err(e) => {
                     ok = false;
                     let kind = "enrollment-failed";
-                    self.log(&mut decisions, Decision {
-                        at: now,
-                        template: Some(t.name.clone()),
-                        action: "failed".into(),
-                        reason: e.to_string(),
-                        serial: None,
-                        next_due: None,
-                    });
-                    self.report(Some(&policy), kind, format!("{}: {e}", t.name), serde_json::Value::Null).await;
+                    self.log(
+                        &mut decisions,
+                        Decision {
+                            at: now,
+                            template: Some(t.name.clone()),
+                            action: "failed".into(),
+                            reason: e.to_string(),
+                            serial: None,
+                            next_due: None,
+                        },
+                    );
+                    self.report(
+                        Some(&policy),
+                        kind,
+                        format!("{}: {e}", t.name),
+                        serde_json::Value::Null,
+                    )
+                    .await;
                 }
             }
         }
@@ -455,7 +522,84 @@ impl Agent {
         self.save_state(&state)?;
         let interval = policy.schedule.interval_secs;
         let next_run = next_due.map_or(now + interval, |d| d.clamp(now + 1, now + interval));
-        Ok(CycleReport { decisions, next_run, ok })
+        Ok(CycleReport {
+            decisions,
+            next_run,
+            ok,
+        })
+    }
+
+    /// Connects presenting `presenting`, registers an identity that is not yet approved, and
+    /// fetches the signed policy. `Ok(None)`: registered, waiting for approval.
+    async fn connect(
+        &self,
+        presenting: &Presenting,
+        state: &mut AgentState,
+        now: UnixTime,
+        decisions: &mut Vec<Decision>,
+    ) -> Result<Option<(SiteClient, String)>, (&'static str, ClientError)> {
+        let key;
+        let presented = match presenting {
+            Presenting::Certificate(e) => {
+                key = self.store.key(e).map_err(|e| {
+                    (
+                        "key",
+                        ClientError::Setup {
+                            field: "key".into(),
+                            rule: e.to_string(),
+                        },
+                    )
+                })?;
+                let mut chain = vec![e.der.clone()];
+                chain.extend(
+                    self.site_chain()
+                        .into_iter()
+                        .filter(|d| *d != self.pins.root),
+                );
+                Presented { chain, key: &key }
+            }
+            Presenting::Identity(id) => Presented {
+                chain: vec![id.der.clone()],
+                key: &id.key,
+            },
+        };
+        let client = SiteClient::new(
+            &self.config.site,
+            ServerTrust::Pinned(&self.pins.root),
+            Some(presented),
+        )
+        .map_err(|e| ("connect", e))?;
+        if let Presenting::Identity(id) = presenting {
+            let sha = fleetpki_x509::cert::fingerprint(&id.der);
+            let registered = state
+                .registered
+                .as_ref()
+                .is_some_and(|(s, st)| *s == sha && st == "approved");
+            if !registered {
+                let r = client
+                    .register(&self.config.name)
+                    .await
+                    .map_err(|e| ("register", e))?;
+                self.log(
+                    decisions,
+                    Decision {
+                        at: now,
+                        template: None,
+                        action: "register".into(),
+                        reason: format!("registered the self-signed identity {sha}: {}", r.status),
+                        serial: None,
+                        next_due: None,
+                    },
+                );
+                let approved = r.status == "approved";
+                state.registered = Some((sha, r.status));
+                if !approved {
+                    return Ok(None);
+                }
+            }
+        }
+        let text = client.policy().await.map_err(|e| ("policy", e))?;
+        Ok(Some((client, text)))
     }
 
     /// Serials (hex) on the issuing CA's CRL, when it could be fetched and verified.
@@ -468,7 +612,9 @@ impl Agent {
                 .is_some_and(|c| fleetpki_x509::crl::verify_signed_by(&der, &c).is_ok())
         });
         if !verified {
-            tracing::warn!("the CRL from the management point does not verify with the site chain; ignored");
+            tracing::warn!(
+                "the CRL from the management point does not verify with the site chain; ignored"
+            );
             return None;
         }
         let crl = fleetpki_x509::crl::parse("crl", &der).ok()?;
@@ -500,7 +646,10 @@ impl Agent {
             .into_iter()
             .filter(|e| e.meta.template.as_deref() == Some(t.name.as_str()))
             .collect();
-        let decision = |action: &str, reason: String, serial: Option<String>, next_due: Option<UnixTime>| Decision {
+        let decision = |action: &str,
+                        reason: String,
+                        serial: Option<String>,
+                        next_due: Option<UnixTime>| Decision {
             at: now,
             template: Some(t.name.clone()),
             action: action.into(),
@@ -513,18 +662,51 @@ impl Agent {
         if let Some(p) = state.pending.get(&t.name).cloned() {
             match client.poll(p.request_id).await? {
                 Answer::Pending { request_id } => {
-                    self.log(decisions, decision("pending", format!("request {request_id} still waits for approval ({})", p.reason), None, None));
+                    self.log(
+                        decisions,
+                        decision(
+                            "pending",
+                            format!(
+                                "request {request_id} still waits for approval ({})",
+                                p.reason
+                            ),
+                            None,
+                            None,
+                        ),
+                    );
                     return Ok(None);
                 }
-                Answer::Refused { request_id, status, reason } => {
+                Answer::Refused {
+                    request_id,
+                    status,
+                    reason,
+                } => {
                     state.pending.remove(&t.name);
-                    self.log(decisions, decision("request-closed", format!("request {request_id} was {status}: {reason}"), None, None));
+                    self.log(
+                        decisions,
+                        decision(
+                            "request-closed",
+                            format!("request {request_id} was {status}: {reason}"),
+                            None,
+                            None,
+                        ),
+                    );
                     return Ok(None);
                 }
                 Answer::Issued { certificate, .. } => {
                     let key_path = self.dir.join(PENDING_DIR).join(&p.key_file);
                     let key = PrivateKey::from_pem(&files::read_to_string(&key_path)?, None)?;
-                    let installed = self.install(t, p.major, &certificate, &key, &holders, revoked, now, decisions, &p.reason)?;
+                    let installed = self.install(
+                        t,
+                        p.major,
+                        &certificate,
+                        &key,
+                        &holders,
+                        revoked,
+                        now,
+                        decisions,
+                        &p.reason,
+                    )?;
                     state.pending.remove(&t.name);
                     // The key now lives in the store's keys/.
                     let _ = std::fs::remove_file(&key_path);
@@ -538,7 +720,15 @@ impl Agent {
         for e in holders {
             if revoked.is_some_and(|r| r.contains(&e.info.serial_hex)) {
                 self.store.archive(&e, ArchiveReason::Revoked, now)?;
-                self.log(decisions, decision("archive", "revoked by the CA (on the current CRL); a replacement is requested".into(), Some(e.info.serial_hex.clone()), None));
+                self.log(
+                    decisions,
+                    decision(
+                        "archive",
+                        "revoked by the CA (on the current CRL); a replacement is requested".into(),
+                        Some(e.info.serial_hex.clone()),
+                        None,
+                    ),
+                );
             } else {
                 live.push(e);
             }
@@ -559,18 +749,33 @@ impl Agent {
             Some(e) => {
                 let due = self.due_of(e, t);
                 if now < due.at {
-                    self.log(decisions, decision(
-                        "keep",
-                        format!("valid until {}; renewal due at {} ({})", fmt_time(e.info.not_after), fmt_time(due.at), due.by.describe()),
-                        Some(e.info.serial_hex.clone()),
-                        Some(due.at),
-                    ));
+                    self.log(
+                        decisions,
+                        decision(
+                            "keep",
+                            format!(
+                                "valid until {}; renewal due at {} ({})",
+                                fmt_time(e.info.not_after),
+                                fmt_time(due.at),
+                                due.by.describe()
+                            ),
+                            Some(e.info.serial_hex.clone()),
+                            Some(due.at),
+                        ),
+                    );
                     return Ok(Some(due.at));
                 }
-                format!("renewal due since {} ({})", fmt_time(due.at), due.by.describe())
+                format!(
+                    "renewal due since {} ({})",
+                    fmt_time(due.at),
+                    due.by.describe()
+                )
             }
         };
-        self.enroll(client, policy, t, &live, revoked, now, state, decisions, why).await
+        self.enroll(
+            client, policy, t, &live, revoked, now, state, decisions, why,
+        )
+        .await
     }
 
     fn due_of(&self, e: &Entry, t: &PolicyTemplate) -> renewal::Due {
@@ -603,7 +808,17 @@ impl Agent {
         let csr_pem = pem::encode("CERTIFICATE REQUEST", &request);
         match client.enroll(&t.name, &csr_pem).await? {
             Answer::Issued { certificate, .. } => {
-                let e = self.install(t, t.major, &certificate, &key, holders, revoked, now, decisions, &why)?;
+                let e = self.install(
+                    t,
+                    t.major,
+                    &certificate,
+                    &key,
+                    holders,
+                    revoked,
+                    now,
+                    decisions,
+                    &why,
+                )?;
                 Ok(Some(self.due_of(&e, t).at))
             }
             Answer::Pending { request_id } => {
@@ -621,17 +836,24 @@ impl Agent {
                         major: t.major,
                     },
                 );
-                self.log(decisions, Decision {
-                    at: now,
-                    template: Some(t.name.clone()),
-                    action: "requested".into(),
-                    reason: format!("{why}; request {request_id} waits for approval"),
-                    serial: None,
-                    next_due: None,
-                });
+                self.log(
+                    decisions,
+                    Decision {
+                        at: now,
+                        template: Some(t.name.clone()),
+                        action: "requested".into(),
+                        reason: format!("{why}; request {request_id} waits for approval"),
+                        serial: None,
+                        next_due: None,
+                    },
+                );
                 Ok(None)
             }
-            Answer::Refused { request_id, status, reason } => Err(AgentError::Invalid {
+            Answer::Refused {
+                request_id,
+                status,
+                reason,
+            } => Err(AgentError::Invalid {
                 field: "enrollment".into(),
                 rule: format!("request {request_id} was {status}: {reason}"),
             }),
@@ -663,15 +885,25 @@ impl Agent {
         };
         let new = self.store.put(StoreName::Personal, der, Some(key), meta)?;
         let due = self.due_of(&new, t);
-        let action = if holders.is_empty() { "enroll" } else { "renew" };
-        self.log(decisions, Decision {
-            at: now,
-            template: Some(t.name.clone()),
-            action: action.into(),
-            reason: format!("{why}; issued, valid until {}", fmt_time(new.info.not_after)),
-            serial: Some(new.info.serial_hex.clone()),
-            next_due: Some(due.at),
-        });
+        let action = if holders.is_empty() {
+            "enroll"
+        } else {
+            "renew"
+        };
+        self.log(
+            decisions,
+            Decision {
+                at: now,
+                template: Some(t.name.clone()),
+                action: action.into(),
+                reason: format!(
+                    "{why}; issued, valid until {}",
+                    fmt_time(new.info.not_after)
+                ),
+                serial: Some(new.info.serial_hex.clone()),
+                next_due: Some(due.at),
+            },
+        );
         for old in holders {
             let reason = if revoked.is_some_and(|r| r.contains(&old.info.serial_hex)) {
                 ArchiveReason::Revoked
@@ -681,14 +913,17 @@ impl Agent {
                 ArchiveReason::Replaced
             };
             self.store.archive(old, reason, now)?;
-            self.log(decisions, Decision {
-                at: now,
-                template: Some(t.name.clone()),
-                action: "archive".into(),
-                reason: format!("{reason:?} by {}", new.info.serial_hex).to_lowercase(),
-                serial: Some(old.info.serial_hex.clone()),
-                next_due: None,
-            });
+            self.log(
+                decisions,
+                Decision {
+                    at: now,
+                    template: Some(t.name.clone()),
+                    action: "archive".into(),
+                    reason: format!("{reason:?} by {}", new.info.serial_hex).to_lowercase(),
+                    serial: Some(old.info.serial_hex.clone()),
+                    next_due: None,
+                },
+            );
         }
         Ok(new)
     }
@@ -710,7 +945,11 @@ fn failure(now: UnixTime, template: Option<String>, what: &str, e: &ClientError)
 pub fn key_type_for(rules: &[String]) -> Result<KeyType, AgentError> {
     for r in rules {
         let (family, bits) = r.split_once(':').map_or((r.as_str(), ""), |(f, b)| (f, b));
-        let min: u32 = bits.split('-').next().and_then(|b| b.parse().ok()).unwrap_or(0);
+        let min: u32 = bits
+            .split('-')
+            .next()
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0);
         let kt = match family {
             "ed25519" => Some(KeyType::Ed25519),
             "ecdsa" if min <= 256 => Some(KeyType::EcdsaP256),
@@ -732,7 +971,13 @@ pub fn key_type_for(rules: &[String]) -> Result<KeyType, AgentError> {
 
 /// When the next cycle starts: the report's time spread over the policy's jitter window, or,
 /// after failures, a capped exponential backoff.
-pub fn next_wake(report: &CycleReport, state: &AgentState, policy: Option<&Policy>, now: UnixTime, rng: &mut impl rand::Rng) -> UnixTime {
+pub fn next_wake(
+    report: &CycleReport,
+    state: &AgentState,
+    policy: Option<&Policy>,
+    now: UnixTime,
+    rng: &mut impl rand::Rng,
+) -> UnixTime {
     if state.failures > 0 {
         let mut b = schedule::Backoff::new();
         let mut wait = 0;
@@ -754,9 +999,17 @@ mod tests {
         let k = |r: &[&str]| key_type_for(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert_eq!(k(&["ecdsa:256-384"]).unwrap(), KeyType::EcdsaP256);
         assert_eq!(k(&["ecdsa:384-384"]).unwrap(), KeyType::EcdsaP384);
-        assert_eq!(k(&["rsa:2048-4096", "ecdsa:256-256"]).unwrap(), KeyType::Rsa2048);
+        assert_eq!(
+            k(&["rsa:2048-4096", "ecdsa:256-256"]).unwrap(),
+            KeyType::Rsa2048
+        );
         assert_eq!(k(&["ed25519"]).unwrap(), KeyType::Ed25519);
-        assert!(k(&["dsa:1024-1024"]).unwrap_err().to_string().contains("template.key_algorithms"));
+        assert!(
+            k(&["dsa:1024-1024"])
+                .unwrap_err()
+                .to_string()
+                .contains("template.key_algorithms")
+        );
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct InstallOptions {
     pub root: Option<Vec<u8>>,
     pub signing: SigningPin,
     pub allow_tofu: bool,
+    /// The fallback status point's URL (`http://fsp.example/status`), for state messages sent
+    /// before the agent holds a verified policy that names one.
+    pub status_url: Option<String>,
 }
 
 /// What install did, for the operator.
@@ -62,14 +65,27 @@ pub async fn install(o: InstallOptions, now: UnixTime) -> Result<Installed, Agen
     let tofu_needed = o.root.is_none() || matches!(o.signing, SigningPin::FirstUse);
     if tofu_needed && !o.allow_tofu {
         return Err(invalid(
-            if o.root.is_none() { "root" } else { "site-signing-cert" },
+            if o.root.is_none() {
+                "root"
+            } else {
+                "site-signing-cert"
+            },
             "required: pass --root and --site-signing-cert or --site-signing-fingerprint (or allow trust on first use with --allow-tofu)",
         ));
     }
+    // The identity first: the management point takes no connection without a client
+    // certificate, and in enhanced HTTP this self-signed one is what it accepts.
+    let id = identity::create(&o.name, now)?;
+    let presented = || {
+        Some(crate::client::Presented {
+            chain: vec![id.der.clone()],
+            key: &id.key,
+        })
+    };
     let root = match o.root {
         Some(r) => r,
         None => {
-            let c = SiteClient::new(&o.site, ServerTrust::FirstUse, None)?;
+            let c = SiteClient::new(&o.site, ServerTrust::FirstUse, presented())?;
             let chain = c.chain().await?;
             let root = chain
                 .into_iter()
@@ -90,14 +106,15 @@ pub async fn install(o: InstallOptions, now: UnixTime) -> Result<Installed, Agen
     let signing = match o.signing {
         SigningPin::Certificate(d) => d,
         SigningPin::Fingerprint(f) => {
-            let want = normalise_fingerprint(&f).map_err(|r| invalid("site-signing-fingerprint", r))?;
-            let c = SiteClient::new(&o.site, ServerTrust::Pinned(&root), None)?;
+            let want =
+                normalise_fingerprint(&f).map_err(|r| invalid("site-signing-fingerprint", r))?;
+            let c = SiteClient::new(&o.site, ServerTrust::Pinned(&root), presented())?;
             let offered = c.signing_cert().await?;
             trust::check_offered("site signing certificate", &want, &offered)?;
             offered
         }
         SigningPin::FirstUse => {
-            let c = SiteClient::new(&o.site, ServerTrust::Pinned(&root), None)?;
+            let c = SiteClient::new(&o.site, ServerTrust::Pinned(&root), presented())?;
             let offered = c.signing_cert().await?;
             warnings.push(format!(
                 "TRUST ON FIRST USE: pinned the site signing certificate the site presented, SHA-256 {}; verify it out of band",
@@ -113,14 +130,20 @@ pub async fn install(o: InstallOptions, now: UnixTime) -> Result<Installed, Agen
         root_sha256: fingerprint(&root),
         signing_sha256: fingerprint(&signing),
         tofu: !warnings.is_empty(),
-        status_url: None,
+        status_url: o.status_url,
     };
     config
         .validate()
         .map_err(|(field, rule)| invalid(field, rule))?;
     std::fs::create_dir_all(&o.dir).map_err(crate::files::io(&o.dir))?;
     let store = AgentStore::open(&o.dir)?;
-    trust::save_pins(&o.dir, &Pins { root: root.clone(), signing })?;
+    trust::save_pins(
+        &o.dir,
+        &Pins {
+            root: root.clone(),
+            signing,
+        },
+    )?;
     store.put_trusted(
         StoreName::Root,
         &root,
@@ -129,7 +152,7 @@ pub async fn install(o: InstallOptions, now: UnixTime) -> Result<Installed, Agen
             ..CertMeta::default()
         },
     )?;
-    identity::save(&o.dir, &identity::create(&config.name, now)?)?;
+    identity::save(&o.dir, &id)?;
     // The config last: its presence is what makes the directory an installed agent.
     config.save(&o.dir)?;
     for w in &warnings {

@@ -6,8 +6,10 @@
 
 pub mod client;
 pub mod config;
+pub mod engine;
 pub mod files;
 pub mod identity;
+pub mod install;
 pub mod pkcs12;
 pub mod renewal;
 pub mod schedule;

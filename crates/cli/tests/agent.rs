@@ -14,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 
 const SERVE: &str = "[roles.api]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.crl]\nenabled = false\n[tls]\nintranet_fqdn = \"localhost\"\n[management_point]\nregistration = \"auto\"\n";
 const DAY: i64 = 86_400;
+/// A copy of the Workstation Authentication base template whose keys may be exported.
+const TEMPLATE: &str = "Fleet-Workstation";
 
 /// A two-tier site whose Workstations may autoenroll `Workstation` (exportable), serving its
 /// management point and fallback status point.
@@ -28,16 +30,31 @@ fn site() -> (Site, Server) {
         "--group",
         "Workstations",
     ]);
-    site.ok(&["template", "set", "Workstation", "--exportable", "true"]);
-    site.ok(&["template", "grant", "Workstation", "--group", "Workstations", "--autoenroll"]);
-    site.ok(&["template", "publish", "Workstation"]);
-    site.ok(&["site", "signing-cert", "--out", s(&site.path("smssign.pem"))]);
+    site.ok(&["template", "duplicate", "Workstation", TEMPLATE]);
+    site.ok(&["template", "set", TEMPLATE, "--exportable", "true"]);
+    site.ok(&[
+        "template",
+        "grant",
+        TEMPLATE,
+        "--group",
+        "Workstations",
+        "--autoenroll",
+    ]);
+    site.ok(&["template", "publish", TEMPLATE]);
+    site.ok(&[
+        "site",
+        "signing-cert",
+        "--out",
+        s(&site.path("smssign.pem")),
+    ]);
     let server = Server::start(&site, SERVE, 2);
     (site, server)
 }
 
 fn mp_url(server: &Server) -> String {
-    server.url("management-point").replace("127.0.0.1", "localhost")
+    server
+        .url("management-point")
+        .replace("127.0.0.1", "localhost")
 }
 
 struct Agent {
@@ -52,11 +69,24 @@ impl Agent {
         let url = mp_url(server);
         let root = site.path("ca/root.pem");
         let fqdn = format!("{}.fleet.test", name.to_lowercase());
+        let signing = site.path("smssign.pem");
+        let fsp = format!("{}/status", server.url("fallback-status-point"));
         let mut args = vec![
-            "agent", "install", "--site", &url, "--root", s(&root), "--name", name, "--fqdn", &fqdn,
+            "agent",
+            "install",
+            "--site",
+            &url,
+            "--root",
+            s(&root),
+            "--name",
+            name,
+            "--fqdn",
+            &fqdn,
+            "--fallback-status-point",
+            &fsp,
         ];
         if extra.is_empty() {
-            args.extend(["--site-signing-cert", s(&site.path("smssign.pem"))]);
+            args.extend(["--site-signing-cert", s(&signing)]);
         } else {
             args.extend(extra);
         }
@@ -85,6 +115,23 @@ impl Agent {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Cycles until one logs `wanted` (the site notices store changes within its poll
+    /// interval, one second by default); that cycle's log lines. Cycles in between only keep.
+    fn cycle_until(&self, wanted: &str) -> String {
+        for _ in 0..40 {
+            let log = self.cycle(None);
+            if log.contains(wanted) {
+                return log;
+            }
+            assert!(
+                !log.contains("action=enroll") && !log.contains("action=renew"),
+                "acted before `{wanted}`:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        panic!("no cycle logged `{wanted}` within 10 s");
+    }
+
     /// One cycle (optionally as of a given time); its log lines.
     fn cycle(&self, as_of: Option<i64>) -> String {
         let at = as_of.map(|t| t.to_string());
@@ -100,7 +147,10 @@ impl Agent {
     }
 
     fn personal(&self) -> Vec<store::Entry> {
-        self.store().list(StoreName::Personal).expect("list").entries
+        self.store()
+            .list(StoreName::Personal)
+            .expect("list")
+            .entries
     }
 
     fn archive(&self) -> Vec<store::Entry> {
@@ -129,10 +179,23 @@ fn next_due(log: &str, action: &str) -> i64 {
 
 fn openssl_verify(site: &Site, cert: &Path) {
     let out = Command::new("openssl")
-        .args(["verify", "-purpose", "sslclient", "-CAfile", s(&site.path("ca/root.pem")), "-untrusted", s(&site.path("ca/issuing.pem")), s(cert)])
+        .args([
+            "verify",
+            "-purpose",
+            "sslclient",
+            "-CAfile",
+            s(&site.path("ca/root.pem")),
+            "-untrusted",
+            s(&site.path("ca/issuing.pem")),
+            s(cert),
+        ])
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "openssl verify: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -145,11 +208,14 @@ fn autoenrollment_lifecycle() {
     let log = pc1.cycle(None);
     assert!(log.contains("action=register"), "{log}");
     assert!(log.contains("action=policy"), "{log}");
-    assert!(log.contains("action=enroll template=\"Workstation\""), "{log}");
+    assert!(
+        log.contains(&format!("action=enroll template=\"{TEMPLATE}\"")),
+        "{log}"
+    );
     let first = pc1.personal();
     assert_eq!(first.len(), 1, "{log}");
     let cert = &first[0];
-    assert_eq!(cert.meta.template.as_deref(), Some("Workstation"));
+    assert_eq!(cert.meta.template.as_deref(), Some(TEMPLATE));
     let pem_path = pc1.path("first.pem");
     std::fs::write(&pem_path, fleetpki_x509::cert::to_pem(&cert.der)).unwrap();
     openssl_verify(&site, &pem_path);
@@ -176,9 +242,8 @@ fn autoenrollment_lifecycle() {
     assert_eq!(archived[0].info.serial_hex, cert.info.serial_hex);
 
     // Re-enrollment after `template bump` (major version).
-    site.ok(&["template", "bump", "Workstation"]);
-    let log = pc1.cycle(None);
-    assert!(log.contains("major version"), "{log}");
+    site.ok(&["template", "bump", TEMPLATE]);
+    pc1.cycle_until("major version");
     let bumped = pc1.personal();
     assert_eq!(bumped.len(), 1);
     assert_ne!(bumped[0].info.serial_hex, renewed[0].info.serial_hex);
@@ -186,14 +251,23 @@ fn autoenrollment_lifecycle() {
 
     // Replacement after revocation: archived as revoked, a new one enrolled.
     let serial = bumped[0].info.serial_hex.clone();
-    site.ok(&["cert", "revoke", &serial, "--reason", "key-compromise"]);
-    site.ok(&["crl", "publish"]);
+    site.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    site.ok(&["crl", "publish", "--out", s(&site.path("issuing.crl"))]);
     let log = pc1.cycle(None);
-    assert!(log.contains(&format!("action=archive template=\"Workstation\" serial={serial} reason=\"revoked")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "action=archive template=\"{TEMPLATE}\" serial={serial} reason=\"revoked"
+        )),
+        "{log}"
+    );
     let replaced = pc1.personal();
     assert_eq!(replaced.len(), 1);
     assert_ne!(replaced[0].info.serial_hex, serial);
-    let revoked = pc1.archive().into_iter().find(|e| e.info.serial_hex == serial).expect("revoked one archived");
+    let revoked = pc1
+        .archive()
+        .into_iter()
+        .find(|e| e.info.serial_hex == serial)
+        .expect("revoked one archived");
     assert_eq!(
         revoked.archived.as_ref().map(|a| a.reason),
         Some(store::ArchiveReason::Revoked)
@@ -203,7 +277,10 @@ fn autoenrollment_lifecycle() {
     // The maintenance log holds every decision, one line each.
     let maintenance = std::fs::read_to_string(pc1.path("certificate-maintenance.log")).unwrap();
     for action in ["register", "enroll", "keep", "renew", "archive"] {
-        assert!(maintenance.contains(&format!("action={action}")), "{action}: {maintenance}");
+        assert!(
+            maintenance.contains(&format!("action={action}")),
+            "{action}: {maintenance}"
+        );
     }
 
     // PKCS#12 export, modern and legacy, read by openssl and Python cryptography.
@@ -215,18 +292,44 @@ fn autoenrollment_lifecycle() {
             args.push("--legacy");
         }
         pc1.ok(&args);
-        let mut info = vec!["pkcs12", "-info", "-in", s(&out), "-passin", "pass:correct horse", "-noenc"];
+        let mut info = vec![
+            "pkcs12",
+            "-info",
+            "-in",
+            s(&out),
+            "-passin",
+            "pass:correct horse",
+            "-noenc",
+        ];
         if legacy {
             info.push("-legacy");
         }
-        let o = Command::new("openssl").args(&info).output().expect("openssl");
-        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("openssl")
+            .args(&info)
+            .output()
+            .expect("openssl");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(o.status.success(), "openssl pkcs12 -info {file}: {text}");
-        assert!(text.contains("BEGIN CERTIFICATE") && text.contains("PRIVATE KEY"), "{text}");
+        assert!(
+            text.contains("BEGIN CERTIFICATE") && text.contains("PRIVATE KEY"),
+            "{text}"
+        );
         if legacy {
-            assert!(text.contains("3DES") || text.contains("des-ede3") || text.contains("pbeWithSHA1And3-KeyTripleDES-CBC"), "{text}");
+            assert!(
+                text.contains("3DES")
+                    || text.contains("des-ede3")
+                    || text.contains("pbeWithSHA1And3-KeyTripleDES-CBC"),
+                "{text}"
+            );
         } else {
-            assert!(text.contains("AES-256-CBC") || text.contains("aes-256-cbc"), "{text}");
+            assert!(
+                text.contains("AES-256-CBC") || text.contains("aes-256-cbc"),
+                "{text}"
+            );
         }
         let py = Command::new("python3")
             .args([
@@ -237,7 +340,11 @@ fn autoenrollment_lifecycle() {
             .output()
             .expect("python3");
         let said = String::from_utf8_lossy(&py.stdout);
-        assert!(py.status.success(), "python cryptography {file}: {}", String::from_utf8_lossy(&py.stderr));
+        assert!(
+            py.status.success(),
+            "python cryptography {file}: {}",
+            String::from_utf8_lossy(&py.stderr)
+        );
         assert_eq!(
             said.trim(),
             format!("{} True", u128::from_str_radix(&serial, 16).unwrap()),
@@ -255,12 +362,23 @@ fn two_matching_certificates_fail_selection_and_are_reported() {
 
     // A second Workstation certificate for PC2, issued out of band and imported as PKCS#12.
     let csr = openssl_csr(site.dir.path(), "pc2b", "ec:P-256", "/CN=PC2", &[]);
-    let cert = site.issue("Workstation", "PC2", &csr, "pc2b.pem");
+    let cert = site.issue(TEMPLATE, "PC2", &csr, "pc2b.pem");
     let p12 = site.path("pc2b.p12");
     let pw = site.path("pw.txt");
     std::fs::write(&pw, "correct horse\n").unwrap();
     let o = Command::new("openssl")
-        .args(["pkcs12", "-export", "-in", s(&cert), "-inkey", s(&site.path("pc2b.key")), "-out", s(&p12), "-passout", "pass:correct horse"])
+        .args([
+            "pkcs12",
+            "-export",
+            "-in",
+            s(&cert),
+            "-inkey",
+            s(&site.path("pc2b.key")),
+            "-out",
+            s(&p12),
+            "-passout",
+            "pass:correct horse",
+        ])
         .output()
         .expect("openssl");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -272,15 +390,31 @@ fn two_matching_certificates_fail_selection_and_are_reported() {
     let out = pc2.run(&["agent", "select", "--explain"]);
     assert_eq!(out.status.code(), Some(2));
     let out = pc2.run(&["agent", "run", "--once"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("action=selection-failed"), "{log}");
-    let reported = site.json(&["status", "list", "--client", "PC2", "--kind", "selection-failed"]);
+    let reported = site.json(&[
+        "status",
+        "list",
+        "--client",
+        "PC2",
+        "--kind",
+        "selection-failed",
+    ]);
     let rows = reported.as_array().expect("array");
     assert_eq!(rows.len(), 1, "{reported}");
     let text = rows[0].to_string();
     for e in pc2.personal() {
-        assert!(text.contains(&e.info.serial_hex), "{text} names {}", e.info.serial_hex);
+        assert!(
+            text.contains(&e.info.serial_hex),
+            "{text} names {}",
+            e.info.serial_hex
+        );
     }
     drop(server);
 }
@@ -291,14 +425,34 @@ fn a_changed_signing_certificate_is_refused() {
     // An agent pinned to another site signing certificate: what it sees when the site's
     // signing certificate changes after install.
     let other = Site::two_tier();
-    other.ok(&["site", "signing-cert", "--out", s(&other.path("smssign.pem"))]);
-    let pc1 = Agent::install(&site, &server, "PC1", &["--site-signing-cert", s(&other.path("smssign.pem"))]);
+    other.ok(&[
+        "site",
+        "signing-cert",
+        "--out",
+        s(&other.path("smssign.pem")),
+    ]);
+    let pc1 = Agent::install(
+        &site,
+        &server,
+        "PC1",
+        &["--site-signing-cert", s(&other.path("smssign.pem"))],
+    );
     let out = pc1.run(&["agent", "run", "--once"]);
     let log = String::from_utf8_lossy(&out.stdout);
     assert!(log.contains("action=policy-refused"), "{log}");
     assert!(log.contains("signer") || log.contains("pinned"), "{log}");
-    assert!(pc1.personal().is_empty(), "nothing enrolled under a refused policy");
-    let reported = site.json(&["status", "list", "--client", "PC1", "--kind", "trust-changed"]);
+    assert!(
+        pc1.personal().is_empty(),
+        "nothing enrolled under a refused policy"
+    );
+    let reported = site.json(&[
+        "status",
+        "list",
+        "--client",
+        "PC1",
+        "--kind",
+        "trust-changed",
+    ]);
     assert_eq!(reported.as_array().map(Vec::len), Some(1), "{reported}");
 
     // Install by fingerprint checks what the site offers against it.
@@ -306,15 +460,37 @@ fn a_changed_signing_certificate_is_refused() {
     let a = tempfile::tempdir().unwrap();
     let out = bin()
         .env("FLEETPKI_DIR", a.path())
-        .args(["agent", "install", "--site", &mp_url(&server), "--root", s(&site.path("ca/root.pem")), "--name", "PC1", "--site-signing-fingerprint", &wrong])
+        .args([
+            "agent",
+            "install",
+            "--site",
+            &mp_url(&server),
+            "--root",
+            s(&site.path("ca/root.pem")),
+            "--name",
+            "PC1",
+            "--site-signing-fingerprint",
+            &wrong,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing the change"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refusing the change"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Without pins and without --allow-tofu, install refuses.
     let out = bin()
         .env("FLEETPKI_DIR", a.path())
-        .args(["agent", "install", "--site", &mp_url(&server), "--name", "PC1"])
+        .args([
+            "agent",
+            "install",
+            "--site",
+            &mp_url(&server),
+            "--name",
+            "PC1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -322,10 +498,22 @@ fn a_changed_signing_certificate_is_refused() {
     // With it, both are pinned, loudly.
     let out = bin()
         .env("FLEETPKI_DIR", a.path())
-        .args(["agent", "install", "--site", &mp_url(&server), "--name", "PC1", "--allow-tofu"])
+        .args([
+            "agent",
+            "install",
+            "--site",
+            &mp_url(&server),
+            "--name",
+            "PC1",
+            "--allow-tofu",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("TRUST ON FIRST USE"));
     drop(server);
 }
@@ -367,12 +555,18 @@ fn killed_mid_renewal_the_store_stays_consistent() {
             .into_iter()
             .filter(|e| e.has_key && e.info.not_before <= now && now < e.info.not_after)
             .collect();
-        assert!(!valid.is_empty(), "after kill {i}: no valid certificate with its key");
+        assert!(
+            !valid.is_empty(),
+            "after kill {i}: no valid certificate with its key"
+        );
         for e in &valid {
             pc1.store().key(e).expect("key readable");
         }
     }
-    assert!(kills >= 20, "only {kills} of {i} runs were killed mid-cycle");
+    assert!(
+        kills >= 20,
+        "only {kills} of {i} runs were killed mid-cycle"
+    );
     // And the agent carries on afterwards.
     pc1.cycle(None);
     assert!(store::check(pc1.dir.path()).is_empty());

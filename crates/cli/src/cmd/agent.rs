@@ -39,6 +39,10 @@ pub enum AgentCmd {
         /// The computer's FQDN (for the default selection criterion).
         #[arg(long)]
         fqdn: Option<String>,
+        /// The fallback status point (`http://HOST:PORT/status`), for state messages sent
+        /// before a verified policy names one.
+        #[arg(long)]
+        fallback_status_point: Option<String>,
     },
     /// Run certificate maintenance: a cycle now, then on the policy's schedule with jitter.
     Run {
@@ -126,6 +130,7 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
             allow_tofu,
             name,
             fqdn,
+            fallback_status_point,
         } => {
             let root = match root {
                 Some(p) => Some(fleetpki_agent::trust::one_certificate(
@@ -151,6 +156,7 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
                     root,
                     signing,
                     allow_tofu,
+                    status_url: fallback_status_point,
                 },
                 now(),
             )
@@ -164,11 +170,16 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
                 ("name", done.config.name.clone()),
                 ("root pinned", done.config.root_sha256.clone()),
                 ("signing pinned", done.config.signing_sha256.clone()),
-                ("next", format!("fleetpki --dir {} agent run", ctx.dir.display())),
+                (
+                    "next",
+                    format!("fleetpki --dir {} agent run", ctx.dir.display()),
+                ),
             ]);
             Ok(0)
         }
-        AgentCmd::Run { once, as_of } => run_agent(ctx, once, as_of.as_deref().map(parse_time).transpose()?).await,
+        AgentCmd::Run { once, as_of } => {
+            run_agent(ctx, once, as_of.as_deref().map(parse_time).transpose()?).await
+        }
         AgentCmd::Status { opts } => status(ctx, opts).map(|()| 0),
         AgentCmd::List { opts } => list(ctx, opts).map(|()| 0),
         AgentCmd::Select {
@@ -177,7 +188,11 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
             as_of,
         } => {
             let agent = open(ctx)?;
-            let at = as_of.as_deref().map(parse_time).transpose()?.unwrap_or_else(now);
+            let at = as_of
+                .as_deref()
+                .map(parse_time)
+                .transpose()?
+                .unwrap_or_else(now);
             let (selection, _) = agent.select(at)?;
             if json {
                 output::json(&selection)?;
@@ -185,7 +200,9 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
                 print!("{}", selection.explain());
             } else {
                 match selection.selected() {
-                    Some(_) => println!("{}", selection.explain().lines().next().unwrap_or_default()),
+                    Some(_) => {
+                        println!("{}", selection.explain().lines().next().unwrap_or_default())
+                    }
                     None => println!("{}", selection.fallback_message().unwrap_or_default()),
                 }
             }
@@ -211,7 +228,11 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
             println!(
                 "exported {} ({}) to {}",
                 entry.info.serial_hex,
-                if legacy { "3DES, SHA-1 MAC" } else { "AES-256-CBC, PBKDF2, SHA-256 MAC" },
+                if legacy {
+                    "3DES, SHA-1 MAC"
+                } else {
+                    "AES-256-CBC, PBKDF2, SHA-256 MAC"
+                },
                 out.display()
             );
             Ok(0)
@@ -229,9 +250,10 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
                 source: Source::Import,
                 ..CertMeta::default()
             };
-            let (entry, chain) = agent
-                .store
-                .import_pkcs12(&read_input("file", &file)?, &pw, meta)?;
+            let (entry, chain) =
+                agent
+                    .store
+                    .import_pkcs12(&read_input("file", &file)?, &pw, meta)?;
             println!(
                 "imported {} ({}) into personal/ with {} chain certificate(s)",
                 entry.info.serial_hex,
@@ -251,7 +273,11 @@ fn parse_time(text: &str) -> Result<i64> {
     }
     time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
         .map(|d| d.unix_timestamp())
-        .map_err(|_| anyhow::anyhow!("--as-of: `{text}` is not RFC 3339 (2026-11-22T10:00:00Z) or Unix seconds"))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--as-of: `{text}` is not RFC 3339 (2026-11-22T10:00:00Z) or Unix seconds"
+            )
+        })
 }
 
 async fn run_agent(ctx: &Ctx, once: bool, as_of: Option<i64>) -> Result<i32> {
@@ -301,10 +327,50 @@ fn status(ctx: &Ctx, opts: ListOpts) -> Result<()> {
         ("site", agent.config.site.clone()),
         ("name", agent.config.name.clone()),
         ("root pinned", agent.config.root_sha256.clone()),
-        ("signing pinned", format!("{}{}", agent.config.signing_sha256, if agent.config.tofu { " (trusted on first use)" } else { "" })),
-        ("registration", state.registered.as_ref().map_or("not registered".into(), |(_, s)| s.clone())),
-        ("policy", policy.as_ref().map_or("none yet".into(), |p| format!("version {}, {} template(s), every {} s + up to {} s jitter", p.version, p.templates.len(), p.schedule.interval_secs, p.schedule.jitter_secs))),
-        ("pending", if state.pending.is_empty() { "none".into() } else { state.pending.iter().map(|(t, p)| format!("{t}: request {}", p.request_id)).collect::<Vec<_>>().join(", ") }),
+        (
+            "signing pinned",
+            format!(
+                "{}{}",
+                agent.config.signing_sha256,
+                if agent.config.tofu {
+                    " (trusted on first use)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "registration",
+            state
+                .registered
+                .as_ref()
+                .map_or("not registered".into(), |(_, s)| s.clone()),
+        ),
+        (
+            "policy",
+            policy.as_ref().map_or("none yet".into(), |p| {
+                format!(
+                    "version {}, {} template(s), every {} s + up to {} s jitter",
+                    p.version,
+                    p.templates.len(),
+                    p.schedule.interval_secs,
+                    p.schedule.jitter_secs
+                )
+            }),
+        ),
+        (
+            "pending",
+            if state.pending.is_empty() {
+                "none".into()
+            } else {
+                state
+                    .pending
+                    .iter()
+                    .map(|(t, p)| format!("{t}: request {}", p.request_id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        ),
         ("failures in a row", state.failures.to_string()),
     ]);
     let rows = personal
@@ -314,7 +380,11 @@ fn status(ctx: &Ctx, opts: ListOpts) -> Result<()> {
                 e.info.serial_hex.clone(),
                 e.meta.template.clone().unwrap_or_else(|| "-".into()),
                 fmt_time(e.info.not_after),
-                if e.info.not_after <= t { "expired".into() } else { "valid".into() },
+                if e.info.not_after <= t {
+                    "expired".into()
+                } else {
+                    "valid".into()
+                },
             ]
         })
         .collect();
@@ -364,6 +434,17 @@ fn list(ctx: &Ctx, opts: ListOpts) -> Result<()> {
     if opts.json {
         return output::json(&json);
     }
-    output::table(&["store", "serial", "subject", "template", "not after", "key", "archived"], rows);
+    output::table(
+        &[
+            "store",
+            "serial",
+            "subject",
+            "template",
+            "not after",
+            "key",
+            "archived",
+        ],
+        rows,
+    );
     Ok(())
 }
