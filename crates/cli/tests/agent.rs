@@ -572,3 +572,53 @@ fn killed_mid_renewal_the_store_stays_consistent() {
     assert!(store::check(pc1.dir.path()).is_empty());
     drop(server);
 }
+
+/// The README's first command: the demo site, its roles, and a demo agent that registers,
+/// verifies its policy, autoenrolls and explains its selection, then serves until stopped.
+#[test]
+fn quickstart_runs_the_whole_loop() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let mut child = bin()
+        .env_remove("RUST_LOG")
+        .args(["quickstart", "--demo-dir", s(&demo)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn quickstart");
+    let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("Serving until Ctrl-C") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    for wanted in [
+        "management-point",
+        "action=register",
+        "action=policy",
+        "action=enroll template=\"Workstation\"",
+        "action=keep",
+        "SELECTED",
+        "Serving until Ctrl-C",
+    ] {
+        assert!(seen.contains(wanted), "`{wanted}` missing from:\n{seen}");
+    }
+    let agent = demo.join("agent-pc0001");
+    assert!(store::check(&agent).is_empty());
+    assert_eq!(
+        AgentStore::open(&agent)
+            .unwrap()
+            .list(StoreName::Personal)
+            .unwrap()
+            .entries
+            .len(),
+        1
+    );
+}

@@ -6,6 +6,8 @@ use super::actor;
 use crate::output;
 use anyhow::{Context, Result};
 use clap::Args;
+use fleetpki_agent::engine::Agent;
+use fleetpki_agent::install::{InstallOptions, SigningPin, install};
 use fleetpki_ca::issuance::Submitted;
 use fleetpki_ca::keys::write_private;
 use fleetpki_ca::verify::Usage;
@@ -15,7 +17,7 @@ use fleetpki_model::fmt_time;
 use fleetpki_server::{Role, ServeConfig};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{csr, name, pem};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct QuickstartArgs {
@@ -159,9 +161,10 @@ async fn serve(site: Site, client_dir: &std::path::Path) -> Result<()> {
         "\n6. Site roles on loopback (site-issued TLS certificate, CRLs published by site maintenance):"
     );
     let config = ServeConfig::defaults(&site.config.base_url)?;
-    let mut running = fleetpki_server::start(std::sync::Arc::new(site), &config).await?;
+    let site = std::sync::Arc::new(site);
+    let mut running = fleetpki_server::start(site.clone(), &config).await?;
     for (role, url) in &running.roles {
-        println!("  {:<17} {url}", role.name());
+        println!("  {:<21} {url}", role.name());
     }
     let host = |role: Role| {
         running
@@ -188,6 +191,13 @@ async fn serve(site: Site, client_dir: &std::path::Path) -> Result<()> {
         "  curl -s --cacert {d}/root.pem {}/openapi.json",
         host(Role::Api)
     );
+    demo_agent(
+        &site,
+        &host(Role::ManagementPoint),
+        &host(Role::FallbackStatusPoint),
+        client_dir,
+    )
+    .await?;
     println!("\nServing until Ctrl-C.");
     use std::io::Write;
     std::io::stdout().flush().context("stdout")?;
@@ -206,4 +216,56 @@ async fn serve(site: Site, client_dir: &std::path::Path) -> Result<()> {
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("cannot find a free port")?;
     Ok(l.local_addr().context("cannot find a free port")?.port())
+}
+
+/// Step 7: the agent on PC0001, the whole loop of the seeds: install with pins, registration,
+/// signed policy, autoenrollment, and why it presents the certificate it does.
+async fn demo_agent(site: &Site, mp: &str, fsp: &str, client_dir: &Path) -> Result<()> {
+    let dir = client_dir
+        .parent()
+        .unwrap_or(client_dir)
+        .join("agent-pc0001");
+    println!(
+        "\n7. The fleetpki agent on PC0001 ({}): installed with the site root and the site signing certificate pinned",
+        dir.display()
+    );
+    install(
+        InstallOptions {
+            dir: dir.clone(),
+            site: mp.to_string(),
+            name: "PC0001".into(),
+            fqdn: Some("pc0001.fleet.test".into()),
+            root: Some(site.root.der.clone()),
+            signing: SigningPin::Certificate(site.signing.der.clone()),
+            allow_tofu: false,
+            status_url: Some(format!("{fsp}/status")),
+        },
+        fleetpki_model::now(),
+    )
+    .await?;
+    let agent = Agent::open(&dir)?;
+    let show = |r: &fleetpki_agent::engine::CycleReport| {
+        for d in &r.decisions {
+            println!("  {}", d.log_line());
+        }
+    };
+    println!(
+        "   First cycle: registers its self-signed identity (approved automatically: registration = \"auto\"), verifies the signed policy, autoenrolls"
+    );
+    show(&agent.cycle(fleetpki_model::now()).await?);
+    println!("   Second cycle: nothing due; it says when renewal will be");
+    show(&agent.cycle(fleetpki_model::now()).await?);
+    let (selection, _) = agent.select(fleetpki_model::now())?;
+    println!(
+        "\n   Which certificate PC0001 now presents to the management point, and why (agent select --explain):"
+    );
+    for line in selection.explain().lines() {
+        println!("   {line}");
+    }
+    println!(
+        "\n   Its maintenance log: {}\n   Try: fleetpki --dir {} agent status",
+        dir.join(fleetpki_agent::engine::LOG_FILE).display(),
+        dir.display()
+    );
+    Ok(())
 }
