@@ -157,6 +157,13 @@ impl Agent {
         self.store().list(StoreName::Archive).expect("list").entries
     }
 
+    fn state_pending_empty(&self) -> bool {
+        let state: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(self.path("state.json")).unwrap())
+                .unwrap();
+        state["pending"].as_object().is_some_and(|p| p.is_empty())
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -621,4 +628,35 @@ fn quickstart_runs_the_whole_loop() {
             .len(),
         1
     );
+}
+
+/// A template that needs approval: the agent's request waits, is polled each cycle, and the
+/// certificate is installed once an administrator approves; status and list show it.
+#[test]
+fn pending_requests_are_polled_until_approved() {
+    let (site, server) = site();
+    site.ok(&["template", "set", TEMPLATE, "--require-approval", "true"]);
+    let pc1 = Agent::install(&site, &server, "PC1", &[]);
+    let log = pc1.cycle_until("action=requested");
+    assert!(log.contains("waits for approval"), "{log}");
+    assert!(pc1.personal().is_empty());
+    let log = pc1.cycle(None);
+    assert!(log.contains("action=pending"), "{log}");
+    let status = pc1.ok(&["agent", "status"]);
+    assert!(status.contains("request"), "{status}");
+
+    let requests = site.json(&["request", "list"]);
+    let id = requests
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["status"] == "pending"))
+        .and_then(|r| r["id"].as_i64())
+        .unwrap_or_else(|| panic!("no pending request in {requests}"));
+    site.ok(&["request", "approve", &id.to_string()]);
+    let log = pc1.cycle(None);
+    assert!(log.contains("action=enroll"), "{log}");
+    assert_eq!(pc1.personal().len(), 1);
+    assert!(pc1.state_pending_empty());
+    let list = pc1.ok(&["agent", "list"]);
+    assert!(list.contains(&pc1.personal()[0].info.serial_hex), "{list}");
+    drop(server);
 }
