@@ -281,6 +281,18 @@ fn autoenrollment_lifecycle() {
     );
     assert!(store::check(pc1.dir.path()).is_empty());
 
+    // Past expiry the agent re-enrolls rather than giving up.
+    let expired_at = replaced[0].info.not_after + DAY;
+    let log = pc1.cycle(Some(expired_at));
+    assert!(
+        log.contains("the certificate expired; re-enrolling"),
+        "{log}"
+    );
+    let fresh = pc1.personal();
+    assert_eq!(fresh.len(), 1);
+    assert_ne!(fresh[0].info.serial_hex, replaced[0].info.serial_hex);
+    let replaced = fresh;
+
     // The maintenance log holds every decision, one line each.
     let maintenance = std::fs::read_to_string(pc1.path("certificate-maintenance.log")).unwrap();
     for action in ["register", "enroll", "keep", "renew", "archive"] {

@@ -283,18 +283,31 @@ fn parse_time(text: &str) -> Result<i64> {
 async fn run_agent(ctx: &Ctx, once: bool, as_of: Option<i64>) -> Result<i32> {
     let agent = open(ctx)?;
     let mut rng = rand::rng();
+    // Local failures (a full disk, an unreadable store) do not stop the daemon: they are
+    // logged and retried with the same capped backoff as an unreachable site.
+    let mut local = fleetpki_agent::schedule::Backoff::new();
     loop {
         let t = as_of.unwrap_or_else(now);
-        let report = agent.cycle(t).await?;
-        for d in &report.decisions {
-            println!("{}", d.log_line());
-        }
-        if once {
-            return Ok(if report.ok { 0 } else { 2 });
-        }
-        let state = agent.state()?;
-        let policy = agent.held_policy().ok().flatten();
-        let wake = next_wake(&report, &state, policy.as_ref(), now(), &mut rng);
+        let wake = match agent.cycle(t).await {
+            Ok(report) => {
+                local.succeed();
+                for d in &report.decisions {
+                    println!("{}", d.log_line());
+                }
+                if once {
+                    return Ok(if report.ok { 0 } else { 2 });
+                }
+                let state = agent.state()?;
+                let policy = agent.held_policy().ok().flatten();
+                next_wake(&report, &state, policy.as_ref(), now(), &mut rng)
+            }
+            Err(e) if once => return Err(e.into()),
+            Err(e) => {
+                let wait = local.fail(&mut rng);
+                tracing::error!("certificate maintenance failed: {e}; retrying in {wait} s");
+                now() + wait
+            }
+        };
         println!("next cycle at {}", fmt_time(wake));
         let secs = u64::try_from(wake - now()).unwrap_or(0).max(1);
         tokio::select! {
