@@ -287,6 +287,7 @@ impl Agent {
     pub async fn cycle(&self, now: UnixTime) -> Result<CycleReport, AgentError> {
         let mut state = self.state()?;
         let mut decisions = Vec::new();
+        self.finish_interrupted_replacements(now, &mut decisions)?;
         let held = self.held_policy()?;
         let policy_for_selection = held
             .clone()
@@ -527,6 +528,52 @@ impl Agent {
             next_run,
             ok,
         })
+    }
+
+    /// A replacement stores the new certificate before archiving the old one, so a crash in
+    /// between leaves two autoenrolled certificates of one template in `personal/` — which
+    /// would also make client certificate selection ambiguous. Finish the job: keep the newest
+    /// (latest notAfter, then notBefore), archive the others as replaced.
+    fn finish_interrupted_replacements(
+        &self,
+        now: UnixTime,
+        decisions: &mut Vec<Decision>,
+    ) -> Result<(), AgentError> {
+        let mut by_template: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+        for e in self.store.list(StoreName::Personal)?.entries {
+            if e.meta.source == Source::Autoenroll
+                && let Some(t) = e.meta.template.clone()
+            {
+                by_template.entry(t).or_default().push(e);
+            }
+        }
+        for (template, mut entries) in by_template {
+            if entries.len() < 2 {
+                continue;
+            }
+            entries.sort_by_key(|e| (e.info.not_after, e.info.not_before, e.added_at));
+            let Some(newest) = entries.pop() else {
+                continue;
+            };
+            for old in entries {
+                self.store.archive(&old, ArchiveReason::Replaced, now)?;
+                self.log(
+                    decisions,
+                    Decision {
+                        at: now,
+                        template: Some(template.clone()),
+                        action: "archive".into(),
+                        reason: format!(
+                            "replaced by {} (finishing a replacement that was interrupted)",
+                            newest.info.serial_hex
+                        ),
+                        serial: Some(old.info.serial_hex.clone()),
+                        next_due: None,
+                    },
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Connects presenting `presenting`, registers an identity that is not yet approved, and
@@ -993,6 +1040,83 @@ pub fn next_wake(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interrupted_replacement_is_finished() {
+        use crate::store::fixtures::TestCa;
+        let dir = tempfile::tempdir().unwrap();
+        let ca = TestCa::new("Test CA");
+        let signer = identity::create("site signing", fleetpki_model::now()).unwrap();
+        let config = AgentConfig {
+            site: "https://mp.test".into(),
+            name: "PC1".into(),
+            fqdn: None,
+            root_sha256: fleetpki_x509::cert::fingerprint(&ca.der),
+            signing_sha256: fleetpki_x509::cert::fingerprint(&signer.der),
+            tofu: false,
+            status_url: None,
+        };
+        trust::save_pins(
+            dir.path(),
+            &Pins {
+                root: ca.der.clone(),
+                signing: signer.der.clone(),
+            },
+        )
+        .unwrap();
+        config.save(dir.path()).unwrap();
+        let agent = Agent::open(dir.path()).unwrap();
+        let now = fleetpki_model::now();
+        let meta = |template: Option<&str>, source| CertMeta {
+            template: template.map(str::to_string),
+            template_major: Some(1),
+            source,
+            ..CertMeta::default()
+        };
+        let put = |not_after: i64, m: CertMeta| {
+            let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+            let der = ca.leaf_at("pc1", &key, now - DAY_SECS, not_after);
+            agent
+                .store
+                .put(StoreName::Personal, &der, Some(&key), m)
+                .unwrap()
+        };
+        let old = put(now + 10 * DAY_SECS, meta(Some("W"), Source::Autoenroll));
+        let new = put(now + 20 * DAY_SECS, meta(Some("W"), Source::Autoenroll));
+        // Another template's certificate and an imported one are not this template's pair.
+        let other = put(now + 5 * DAY_SECS, meta(Some("X"), Source::Autoenroll));
+        let imported = put(now + 5 * DAY_SECS, meta(Some("W"), Source::Import));
+
+        let mut decisions = Vec::new();
+        agent
+            .finish_interrupted_replacements(now, &mut decisions)
+            .unwrap();
+        let left: Vec<String> = agent
+            .store
+            .list(StoreName::Personal)
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| e.info.serial_hex)
+            .collect();
+        assert_eq!(left.len(), 3);
+        for kept in [&new, &other, &imported] {
+            assert!(left.contains(&kept.info.serial_hex));
+        }
+        let archived = agent.store.list(StoreName::Archive).unwrap().entries;
+        assert_eq!(archived.len(), 1);
+        assert_eq!(archived[0].info.serial_hex, old.info.serial_hex);
+        assert_eq!(decisions.len(), 1);
+        assert!(decisions[0].reason.contains("interrupted"));
+        // Nothing more to do the second time.
+        let mut again = Vec::new();
+        agent
+            .finish_interrupted_replacements(now, &mut again)
+            .unwrap();
+        assert!(again.is_empty());
+    }
+
+    const DAY_SECS: i64 = 86_400;
 
     #[test]
     fn key_types_from_template_rules() {

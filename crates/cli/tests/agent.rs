@@ -586,9 +586,12 @@ fn killed_mid_renewal_the_store_stays_consistent() {
         kills >= 20,
         "only {kills} of {i} runs were killed mid-cycle"
     );
-    // And the agent carries on afterwards.
+    // And the agent carries on afterwards: an interrupted replacement is finished (the older
+    // certificate archived), so selection is not left ambiguous.
     pc1.cycle(None);
     assert!(store::check(pc1.dir.path()).is_empty());
+    assert_eq!(pc1.personal().len(), 1);
+    pc1.ok(&["agent", "select"]);
     drop(server);
 }
 

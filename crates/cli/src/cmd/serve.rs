@@ -21,6 +21,11 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
         None => ServeConfig::defaults(&site.config.base_url)?,
     };
     let mut running = fleetpki_server::start(site, &config).await?;
+    // Watch the signals before announcing: a script that reads the lines and at once sends
+    // SIGTERM must get a graceful stop, not the default action.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     // Scripts wait for these lines. A reader that stopped listening (closed pipe) must not
     // take the server down: write errors are ignored, the log has the same facts.
     use std::io::Write;
@@ -31,10 +36,8 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
     }
     let _ = stdout.flush();
     drop(stdout);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int.recv() => {}
         _ = term.recv() => {}
         failed = running.wait() => {
             if let Some(Err(e)) = failed {
