@@ -7,8 +7,6 @@
 //! Whether a key may leave the machine at all is the store's decision
 //! ([`crate::store::AgentStore::export_pkcs12`]).
 
-use der::asn1::AnyRef;
-use der::{Decode, Sequence, Tag, Tagged};
 use fleetpki_x509::cert;
 use fleetpki_x509::key::PrivateKey;
 use p12_keystore::error::Error as P12Error;
@@ -23,9 +21,6 @@ use zeroize::Zeroizing;
 pub const MODERN_ITERATIONS: u32 = 20_480;
 /// Rounds of a legacy export: OpenSSL's default, what the old importers were tested with.
 pub const LEGACY_ITERATIONS: u32 = 2048;
-/// Above this MAC iteration count a file is refused rather than ground through (a crafted file).
-const MAX_MAC_ITERATIONS: u64 = 10_000_000;
-
 /// Why an export or import failed; `Display` reads `FIELD: RULE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -172,46 +167,21 @@ fn check_key_matches(cert: &x509_cert::Certificate, key: &PrivateKey) -> Result<
     Ok(())
 }
 
-/// PFX ::= SEQUENCE { version INTEGER, authSafe ContentInfo, macData MacData OPTIONAL }
-#[derive(Sequence)]
-struct PfxPeek<'a> {
-    version: AnyRef<'a>,
-    auth_safe: AnyRef<'a>,
-    mac_data: Option<AnyRef<'a>>,
-}
-
-/// MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
-#[derive(Sequence)]
-struct MacPeek<'a> {
-    mac: AnyRef<'a>,
-    salt: AnyRef<'a>,
-    iterations: Option<AnyRef<'a>>,
-}
-
 /// Refuses what is not a PFX at all, and a MAC iteration count that would take minutes.
 fn peek(bytes: &[u8]) -> Result<(), Pkcs12Error> {
-    let pfx = PfxPeek::from_der(bytes)
-        .ok()
-        .filter(|p| p.version.tag() == Tag::Integer)
-        .ok_or_else(|| Pkcs12Error::malformed("pkcs12", "not a PKCS#12 (PFX) file"))?;
-    let Some(mac) = pfx.mac_data else {
-        return Ok(());
-    };
-    let mac = mac
-        .decode_as::<MacPeek<'_>>()
-        .map_err(|e| Pkcs12Error::malformed("pkcs12", format!("unreadable MacData: {e}")))?;
-    match mac.iterations.map(|i| i.decode_as::<u64>()) {
-        Some(Ok(n)) if n > MAX_MAC_ITERATIONS => Err(Pkcs12Error::refused(
+    use fleetpki_x509::pfx::{MAX_MAC_ITERATIONS, Peek};
+    match fleetpki_x509::pfx::peek(bytes) {
+        Peek::NotPfx => Err(Pkcs12Error::malformed("pkcs12", "not a PKCS#12 (PFX) file")),
+        Peek::BadMac(rule) => Err(Pkcs12Error::malformed("pkcs12", rule)),
+        Peek::Pfx {
+            mac_iterations: Some(n),
+        } if n > MAX_MAC_ITERATIONS => Err(Pkcs12Error::refused(
             "pkcs12",
             format!(
                 "the MAC iteration count {n} is above {MAX_MAC_ITERATIONS}; re-export the file"
             ),
         )),
-        Some(Err(e)) => Err(Pkcs12Error::malformed(
-            "pkcs12",
-            format!("unreadable MAC iteration count: {e}"),
-        )),
-        _ => Ok(()),
+        Peek::Pfx { .. } => Ok(()),
     }
 }
 

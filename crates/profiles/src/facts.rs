@@ -3,7 +3,7 @@
 
 use crate::ProfileError;
 use der::asn1::{AnyRef, ObjectIdentifier as Oid};
-use der::{Decode, Sequence, Tag, Tagged};
+use der::{Decode, Sequence, Tagged};
 use fleetpki_model::UnixTime;
 use fleetpki_model::oid::KeyUsageBit;
 use fleetpki_model::template::KeyInfo;
@@ -144,27 +144,10 @@ fn common_names(name: &Name) -> Vec<String> {
     let mut out: Vec<String> = name
         .iter()
         .filter(|atv| atv.oid == CN)
-        .filter_map(|atv| text_of(atv.value.tag(), atv.value.value()))
+        .filter_map(|atv| fleetpki_x509::name::text_of(atv.value.tag(), atv.value.value()))
         .collect();
     out.reverse();
     out
-}
-
-/// The text of a directory string in the encodings found in the wild (BMPString from Windows).
-fn text_of(tag: Tag, b: &[u8]) -> Option<String> {
-    match tag {
-        Tag::Utf8String => std::str::from_utf8(b).ok().map(str::to_string),
-        Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => b
-            .is_ascii()
-            .then(|| String::from_utf8_lossy(b).into_owned()),
-        Tag::TeletexString => Some(b.iter().map(|&c| char::from(c)).collect()),
-        Tag::BmpString if b.len() % 2 == 0 => {
-            char::decode_utf16(b.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])))
-                .collect::<Result<String, _>>()
-                .ok()
-        }
-        _ => None,
-    }
 }
 
 /// Issuer name = subject name and the signature verifies with the certificate's own key. A

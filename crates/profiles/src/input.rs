@@ -2,17 +2,12 @@
 //! password-protected PKCS#12 (PFX), modern (PBES2/AES) or legacy (3DES/RC2).
 
 use crate::{CertFacts, ProfileError};
-use der::asn1::AnyRef;
-use der::{Decode, Sequence, Tag, Tagged};
+use der::Decode;
 use p12_keystore::Pkcs12Archive;
 use p12_keystore::error::Error as P12Error;
 use serde::Serialize;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
-
-/// Above this a PKCS#12 MAC iteration count is refused rather than ground through: real files
-/// use 2,048 (openssl, Windows) to a few hundred thousand.
-const MAX_PKCS12_ITERATIONS: u64 = 10_000_000;
 
 /// How the certificate was delivered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -116,42 +111,20 @@ fn finish(
     })
 }
 
-/// PFX ::= SEQUENCE { version INTEGER, authSafe ContentInfo, macData MacData OPTIONAL }
-#[derive(Sequence)]
-struct PfxPeek<'a> {
-    version: AnyRef<'a>,
-    auth_safe: AnyRef<'a>,
-    mac_data: Option<AnyRef<'a>>,
-}
-
-/// MacData ::= SEQUENCE { mac DigestInfo, macSalt OCTET STRING, iterations INTEGER DEFAULT 1 }
-#[derive(Sequence)]
-struct MacPeek<'a> {
-    mac: AnyRef<'a>,
-    salt: AnyRef<'a>,
-    iterations: Option<AnyRef<'a>>,
-}
-
 fn is_pfx(bytes: &[u8]) -> bool {
-    PfxPeek::from_der(bytes).is_ok_and(|p| p.version.tag() == Tag::Integer)
+    fleetpki_x509::pfx::peek(bytes) != fleetpki_x509::pfx::Peek::NotPfx
 }
 
 /// Refuses a MAC iteration count that would take minutes to check (a crafted file).
 fn check_iterations(bytes: &[u8]) -> Result<(), ProfileError> {
-    let too_many = || {
-        ProfileError::certificate(format!(
-            "the PKCS#12 MAC iteration count is above {MAX_PKCS12_ITERATIONS}; re-export the file"
-        ))
-    };
-    let Ok(pfx) = PfxPeek::from_der(bytes) else {
-        return Ok(());
-    };
-    let Some(mac) = pfx.mac_data.and_then(|m| m.decode_as::<MacPeek<'_>>().ok()) else {
-        return Ok(());
-    };
-    match mac.iterations.map(|i| i.decode_as::<u64>()) {
-        Some(Ok(n)) if n > MAX_PKCS12_ITERATIONS => Err(too_many()),
-        Some(Err(_)) => Err(too_many()),
+    use fleetpki_x509::pfx::{MAX_MAC_ITERATIONS, Peek};
+    match fleetpki_x509::pfx::peek(bytes) {
+        Peek::Pfx {
+            mac_iterations: Some(n),
+        } if n > MAX_MAC_ITERATIONS => Err(ProfileError::certificate(format!(
+            "the PKCS#12 MAC iteration count is above {MAX_MAC_ITERATIONS}; re-export the file"
+        ))),
+        Peek::BadMac(rule) => Err(ProfileError::certificate(format!("PKCS#12: {rule}"))),
         _ => Ok(()),
     }
 }

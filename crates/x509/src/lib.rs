@@ -14,6 +14,7 @@ pub mod key;
 pub mod name;
 pub mod ocsp;
 pub mod pem;
+pub mod pfx;
 pub mod serial;
 
 pub use error::X509Error;

@@ -332,12 +332,12 @@ fn escape_into(out: &mut String, v: &str) {
 
 /// The text of a directory string in any of the encodings found in the wild (Windows CSRs use
 /// BMPString), or `None` for a non-string value.
-pub(crate) fn value_text(v: &Any) -> Option<String> {
+pub fn value_text(v: &Any) -> Option<String> {
     text_of(v.tag(), v.value())
 }
 
 /// [`value_text`] for a tag and value bytes.
-pub(crate) fn text_of(tag: Tag, b: &[u8]) -> Option<String> {
+pub fn text_of(tag: Tag, b: &[u8]) -> Option<String> {
     match tag {
         Tag::Utf8String => std::str::from_utf8(b).ok().map(str::to_string),
         Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => b

@@ -10,7 +10,7 @@
 //! [`MultipleMatch::LongestValidity`] takes the latest notAfter.
 
 use der::asn1::ObjectIdentifier;
-use der::{Encode, Tag, Tagged};
+use der::{Encode, Tagged};
 use fleetpki_model::{UnixTime, fmt_time};
 use fleetpki_policy::{
     DN_ATTRIBUTES, MultipleMatch, Policy, SAN_OID, SelectionCriteria, attribute_oid,
@@ -699,7 +699,7 @@ fn matches(
                 .iter()
                 .filter(|atv| atv.oid == want)
                 .map(|atv| {
-                    text_of(atv.value.tag(), atv.value.value())
+                    fleetpki_x509::name::text_of(atv.value.tag(), atv.value.value())
                         .unwrap_or_else(|| "(not a string)".to_string())
                 })
                 .collect();
@@ -749,25 +749,6 @@ fn first_san(info: &CertInfo, want: &str) -> Result<String, String> {
         })
         .unwrap_or_default();
     Err(format!("first SAN `{first}` is not `{want}`{later}"))
-}
-
-/// The text of a DirectoryString (or IA5String for E-mail and DC) in the encodings found in
-/// certificates; None for a non-string value. (fleetpki-x509 keeps its equivalent private.)
-fn text_of(tag: Tag, b: &[u8]) -> Option<String> {
-    match tag {
-        Tag::Utf8String => std::str::from_utf8(b).ok().map(str::to_string),
-        Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => b
-            .is_ascii()
-            .then(|| String::from_utf8_lossy(b).into_owned()),
-        // T.61 in practice carries Latin-1.
-        Tag::TeletexString => Some(b.iter().map(|&c| char::from(c)).collect()),
-        Tag::BmpString if b.len() % 2 == 0 => {
-            char::decode_utf16(b.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])))
-                .collect::<Result<String, _>>()
-                .ok()
-        }
-        _ => None,
-    }
 }
 
 /// Applies the multiple-match rule to the kept candidates.
