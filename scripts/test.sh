@@ -5,8 +5,9 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint, openapi-spec-validator,
-#    cryptography (when python3 lacks it).
+#    apt: openssl, curl, ca-certificates, postgresql (server), a JDK and BouncyCastle
+#    (libbcprov-java libbcpkix-java libbcutil-java: the EST client); pip: pkilint,
+#    openapi-spec-validator, cryptography (when python3 lacks it).
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
 #    FLEETPKI_TEST_POSTGRES_URL. If FLEETPKI_TEST_POSTGRES_URL is already set, that database
@@ -52,6 +53,11 @@ command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 if ! command -v python3 >/dev/null 2>&1; then
     apt_missing+=(python3 python3-venv python3-pip)
 fi
+# BouncyCastle's EST client, compiled and run by crates/cli/tests/est.rs.
+command -v javac >/dev/null 2>&1 || apt_missing+=(openjdk-17-jdk-headless)
+for jar in bcprov bcpkix bcutil; do
+    [ -s "/usr/share/java/$jar.jar" ] || apt_missing+=("lib$jar-java")
+done
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     log "installing ${apt_missing[*]} (apt)…"
@@ -147,7 +153,7 @@ if ! python3 -c 'import cryptography' >/dev/null 2>&1; then
     pip_install cryptography
     python3 -c 'import cryptography' || die "python3 cannot import cryptography after installation"
 fi
-for t in openssl curl lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response \
+for t in openssl curl javac java lint_pkix_cert lint_pkix_signer_signee_cert_chain lint_crl lint_ocsp_response \
     openapi-spec-validator; do
     command -v "$t" >/dev/null 2>&1 || die "$t is not on PATH after installation"
 done

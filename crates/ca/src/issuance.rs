@@ -301,6 +301,35 @@ impl Issuance<'_> {
     }
 }
 
+/// The planned names are the certificate's own: same subject, same SANs (in any order).
+fn same_names(plan: &NamePlan, current: &CertificateRecord) -> Result<(), CaError> {
+    let subject = name::to_string(&plan.subject);
+    if subject != current.subject {
+        return Err(refuse(
+            "csr.subject",
+            format!(
+                "re-enrollment keeps the certificate's subject `{}`; this request would get `{subject}`",
+                current.subject
+            ),
+        ));
+    }
+    let mut planned: Vec<String> = plan.sans.iter().map(san_text).collect();
+    let mut held = current.sans.clone();
+    planned.sort();
+    held.sort();
+    if planned != held {
+        return Err(refuse(
+            "csr.san",
+            format!(
+                "re-enrollment keeps the certificate's subject alternative names [{}]; this request would get [{}]",
+                held.join(", "),
+                planned.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn san_text(s: &San) -> String {
     match s {
         San::Dns(d) => format!("DNS:{d}"),
@@ -351,6 +380,41 @@ impl Site {
         actor: &Actor,
         with: Vec<Change>,
     ) -> Result<Submitted, CaError> {
+        self.submit_checked(template, principal, csr_bytes, actor, with, None)
+            .await
+    }
+
+    /// Re-enrollment (EST `simplereenroll`, RFC 7030 §4.2.2): a new certificate for the holder
+    /// of `current`, under its template and for its principal, through the same pipeline as
+    /// [`Site::submit`], which must certify exactly the subject and SANs `current` has; a
+    /// request that would change them is refused (on `csr.subject` / `csr.san`) before
+    /// anything is stored.
+    pub async fn submit_reenrollment(
+        &self,
+        current: &CertificateRecord,
+        csr_bytes: &[u8],
+        actor: &Actor,
+    ) -> Result<Submitted, CaError> {
+        self.submit_checked(
+            &current.template,
+            &current.principal,
+            csr_bytes,
+            actor,
+            Vec::new(),
+            Some(current),
+        )
+        .await
+    }
+
+    async fn submit_checked(
+        &self,
+        template: &str,
+        principal: &str,
+        csr_bytes: &[u8],
+        actor: &Actor,
+        with: Vec<Change>,
+        keep_names_of: Option<&CertificateRecord>,
+    ) -> Result<Submitted, CaError> {
         let csr = csr::parse(csr_bytes)?;
         let (template, principal, groups) = self.request_context(template, principal).await?;
         let urls = self.urls_for(self.issuer().role);
@@ -362,6 +426,9 @@ impl Site {
             urls: &urls,
         };
         let plan = job.check(&csr)?;
+        if let Some(current) = keep_names_of {
+            same_names(&plan, current)?;
+        }
         let now = fleetpki_model::now();
         let request = NewRequest {
             template: template.name.clone(),

@@ -20,16 +20,19 @@ pub enum Role {
     Ocsp,
     /// Fallback status point: clients' state messages, unauthenticated, rate-limited.
     FallbackStatusPoint,
+    /// EST (RFC 7030) enrollment at `/.well-known/est/` (HTTPS); off unless enabled.
+    Est,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Crl,
         Role::Ocsp,
         Role::FallbackStatusPoint,
         Role::ManagementPoint,
         Role::Api,
+        Role::Est,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,12 +42,18 @@ impl Role {
             Role::ManagementPoint => "management-point",
             Role::Ocsp => "ocsp",
             Role::FallbackStatusPoint => "fallback-status-point",
+            Role::Est => "est",
         }
     }
 
     /// Served over TLS (with the site's server certificate) rather than plain HTTP.
     pub fn is_tls(self) -> bool {
-        matches!(self, Role::Api | Role::ManagementPoint)
+        matches!(self, Role::Api | Role::ManagementPoint | Role::Est)
+    }
+
+    /// Runs when the config does not mention it (EST must be asked for: it names templates).
+    fn on_by_default(self) -> bool {
+        self != Role::Est
     }
 
     /// Whether a TLS role refuses a handshake without a client certificate.
@@ -233,32 +242,21 @@ pub struct PolicyConfig {
     pub schedule: Schedule,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawRole {
-    #[serde(default = "enabled")]
-    enabled: bool,
+    /// Unset: the role's default ([`Role::on_by_default`]).
+    enabled: Option<bool>,
     listen: Option<String>,
     max_body_bytes: Option<usize>,
     rate_per_minute: Option<u32>,
     signer: Option<String>,
-}
-
-fn enabled() -> bool {
-    true
-}
-
-/// A role the file does not mention runs with its defaults.
-impl Default for RawRole {
-    fn default() -> Self {
-        RawRole {
-            enabled: true,
-            listen: None,
-            max_body_bytes: None,
-            rate_per_minute: None,
-            signer: None,
-        }
-    }
+    /// EST: the template served at `/.well-known/est/`.
+    template: Option<String>,
+    /// EST: `LABEL = "template"`, served at `/.well-known/est/LABEL/`.
+    labels: Option<BTreeMap<String, String>>,
+    /// EST: the HTTP Basic realm announced in `WWW-Authenticate`.
+    realm: Option<String>,
 }
 
 /// One role's settings.
@@ -272,6 +270,83 @@ pub struct RoleConfig {
     pub rate_per_minute: u32,
     /// What signs OCSP responses (the `ocsp` role only; `Ca` elsewhere).
     pub signer: OcspSigner,
+    /// The templates EST serves and its realm (the `est` role only).
+    pub est: Option<EstConfig>,
+}
+
+/// `[roles.est]`: which template each EST path serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EstConfig {
+    /// Served at `/.well-known/est/` (`template`).
+    pub default_template: Option<String>,
+    /// Served at `/.well-known/est/LABEL/` (`labels`).
+    pub labels: BTreeMap<String, String>,
+    /// The HTTP Basic realm (`realm`, default `fleetpki`): clients such as BouncyCastle's
+    /// check it against the one they were configured with.
+    pub realm: String,
+}
+
+/// The operation names RFC 7030 puts after the label: a label may not be one of them.
+const EST_OPERATIONS: [&str; 6] = [
+    "cacerts",
+    "simpleenroll",
+    "simplereenroll",
+    "fullcmc",
+    "serverkeygen",
+    "csrattrs",
+];
+
+fn build_est(r: &mut RawRole) -> Result<EstConfig, ConfigError> {
+    let template = r.template.take();
+    let labels = r.labels.take().unwrap_or_default();
+    if let Some(t) = &template
+        && t.trim().is_empty()
+    {
+        return Err(err("roles.est.template", "must name a template"));
+    }
+    if template.is_none() && labels.is_empty() {
+        return Err(err(
+            "roles.est.template",
+            "name the template EST serves at /.well-known/est/ (or give `labels`)",
+        ));
+    }
+    for (label, t) in &labels {
+        let key = format!("roles.est.labels.{label}");
+        // RFC 7030 §3.2.2: a path segment; BouncyCastle's client accepts these characters.
+        let ok = !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;:=".contains(&b));
+        if !ok {
+            return Err(err(
+                key,
+                "a label is one path segment of letters, digits and -._~!$&'()*+,;:=",
+            ));
+        }
+        if EST_OPERATIONS.contains(&label.as_str()) {
+            return Err(err(key, "an EST operation name cannot be a label"));
+        }
+        if t.trim().is_empty() {
+            return Err(err(key, "must name a template"));
+        }
+    }
+    let realm = r.realm.take().unwrap_or_else(|| "fleetpki".to_string());
+    if realm.is_empty()
+        || realm.len() > 64
+        || !realm
+            .bytes()
+            .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        return Err(err(
+            "roles.est.realm",
+            "1-64 printable ASCII characters, without quotes or backslashes",
+        ));
+    }
+    Ok(EstConfig {
+        default_template: template,
+        labels,
+        realm,
+    })
 }
 
 /// Who signs the `ocsp` role's responses (`[roles.ocsp] signer`).
@@ -304,8 +379,9 @@ impl ServeConfig {
     }
 
     /// Reads a TOML file of `[roles.NAME]` tables (`enabled`, `listen`, `max_body_bytes`,
-    /// `rate_per_minute`, and for `ocsp` `signer = "ca" | "delegated"`); roles it does not
-    /// mention keep their defaults.
+    /// `rate_per_minute`, for `ocsp` `signer = "ca" | "delegated"`, for `est` `template`,
+    /// `labels` and `realm`); roles it does not mention keep their defaults (every role but
+    /// `est` on).
     pub fn load(path: &Path, base_url: &str) -> Result<ServeConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
@@ -341,11 +417,25 @@ impl ServeConfig {
         // otherwise, OCSP listens where the CRL role does (one socket).
         let mut crl_listen = None;
         for role in Role::ALL {
-            let r = raw.roles.remove(role.name()).unwrap_or_default();
-            if !r.enabled {
+            let mut r = raw.roles.remove(role.name()).unwrap_or_default();
+            if !r.enabled.unwrap_or(role.on_by_default()) {
                 continue;
             }
             let key = |k: &str| format!("roles.{}.{k}", role.name());
+            let est = if role == Role::Est {
+                Some(build_est(&mut r)?)
+            } else {
+                for (set, k) in [
+                    (r.template.is_some(), "template"),
+                    (r.labels.is_some(), "labels"),
+                    (r.realm.is_some(), "realm"),
+                ] {
+                    if set {
+                        return Err(err(key(k), "only the est role has this setting"));
+                    }
+                }
+                None
+            };
             let listen = match r.listen {
                 Some(text) => text.parse::<SocketAddr>().map_err(|_| {
                     err(
@@ -392,6 +482,7 @@ impl ServeConfig {
                 max_body_bytes,
                 rate_per_minute,
                 signer,
+                est,
             });
         }
         check_shared_addresses(&roles)?;
@@ -676,6 +767,47 @@ mod tests {
                 "[roles.fallback-status-point]\nrate_per_minute = 0\n",
                 "roles.fallback-status-point.rate_per_minute",
             ),
+        ] {
+            let e = ServeConfig::parse(text, "http://x.test").unwrap_err();
+            assert_eq!(e.key, key, "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn est_is_off_unless_enabled_and_names_its_templates() {
+        let c = ServeConfig::defaults("http://localhost:8080").unwrap();
+        assert!(c.roles.iter().all(|r| r.role != Role::Est));
+        let c = ServeConfig::parse(
+            "[roles.est]\nenabled = true\ntemplate = \"Device\"\n[roles.est.labels]\nrouters = \"Router\"\n",
+            "http://x.test",
+        )
+        .unwrap();
+        let est = role(&c, Role::Est);
+        assert!(est.role.is_tls() && !est.role.requires_client_certificate());
+        let e = est.est.as_ref().unwrap();
+        assert_eq!(e.default_template.as_deref(), Some("Device"));
+        assert_eq!(e.labels["routers"], "Router");
+        assert_eq!(e.realm, "fleetpki");
+        for (text, key) in [
+            ("[roles.est]\nenabled = true\n", "roles.est.template"),
+            (
+                "[roles.est]\nenabled = true\ntemplate = \" \"\n",
+                "roles.est.template",
+            ),
+            (
+                "[roles.est]\nenabled = true\n[roles.est.labels]\ncacerts = \"T\"\n",
+                "roles.est.labels.cacerts",
+            ),
+            (
+                "[roles.est]\nenabled = true\n[roles.est.labels]\n\"a/b\" = \"T\"\n",
+                "roles.est.labels.a/b",
+            ),
+            (
+                "[roles.est]\nenabled = true\ntemplate = \"T\"\nrealm = \"a\\\"b\"\n",
+                "roles.est.realm",
+            ),
+            ("[roles.api]\ntemplate = \"T\"\n", "roles.api.template"),
+            ("[roles.crl]\nrealm = \"r\"\n", "roles.crl.realm"),
         ] {
             let e = ServeConfig::parse(text, "http://x.test").unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");

@@ -176,6 +176,18 @@ pub trait Store: Send + Sync {
         status: Option<RequestStatus>,
     ) -> Result<Vec<RequestRecord>, StoreError>;
 
+    /// Requests submitted by `submitted_by` (the actor name, e.g. `token:ID` for an enrollment
+    /// token), newest first: how a repeated EST request finds the one it repeats.
+    /// (The default filters [`Store::requests`]; the SQL stores ask the database.)
+    async fn requests_submitted_by(
+        &self,
+        submitted_by: &str,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut all = self.requests(None).await?;
+        all.retain(|r| r.submitted_by == submitted_by);
+        Ok(all)
+    }
+
     /// How many requests [`Store::requests`] would return, counted by the database (for
     /// metrics: no row is loaded).
     async fn count_requests(&self, status: Option<RequestStatus>) -> Result<i64, StoreError>;

@@ -1163,6 +1163,24 @@ impl<B> Store for SqlStore<B> {
         all(rows, request_from)
     }
 
+    async fn requests_submitted_by(
+        &self,
+        submitted_by: &str,
+    ) -> Result<Vec<RequestRecord>, StoreError> {
+        let rows = self
+            .db
+            .fetch_all(
+                concat!(
+                    "SELECT ",
+                    request_cols!(),
+                    " FROM requests WHERE submitted_by = $1 ORDER BY id DESC"
+                ),
+                args![submitted_by],
+            )
+            .await?;
+        all(rows, request_from)
+    }
+
     async fn count_requests(&self, status: Option<RequestStatus>) -> Result<i64, StoreError> {
         // Two statements rather than `($1 IS NULL OR …)`, so the status count can use its index.
         let row = match status {

@@ -10,6 +10,7 @@ pub mod cert;
 pub mod crl;
 pub mod csr;
 mod error;
+pub mod est;
 pub mod key;
 pub mod name;
 pub mod ocsp;

@@ -4,6 +4,7 @@
 mod api;
 mod cdp;
 mod enrollment;
+mod est;
 pub(crate) mod mp;
 mod ocsp;
 mod status;
@@ -36,6 +37,13 @@ pub(crate) async fn router(
         Role::ManagementPoint => mp::router(),
         Role::Ocsp => ocsp::router(rc, state.site.clone()).await?,
         Role::FallbackStatusPoint => status::router(rc, state.site.clone()),
+        Role::Est => match &rc.est {
+            Some(config) => {
+                est_templates_exist(config, &state).await?;
+                est::router(config)
+            }
+            None => Router::new(),
+        },
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
@@ -46,7 +54,7 @@ pub(crate) async fn router(
     // (after their own rate and content-type checks); the CRL role refuses an oversized
     // declared length at once.
     let routes = match rc.role {
-        Role::Api | Role::ManagementPoint => {
+        Role::Api | Role::ManagementPoint | Role::Est => {
             routes.layer(middleware::from_fn(move |req: Request, next: Next| {
                 read_whole_body(role, max, req, next)
             }))
@@ -87,6 +95,39 @@ pub(crate) async fn router(
             }
         })),
     )
+}
+
+/// Every template `[roles.est]` names exists (a store that is down is only logged: the role
+/// answers 503 until it is back, like the others).
+async fn est_templates_exist(
+    config: &crate::config::EstConfig,
+    state: &AppState,
+) -> Result<(), ServeError> {
+    let named = config
+        .default_template
+        .iter()
+        .map(|t| ("roles.est.template".to_string(), t))
+        .chain(
+            config
+                .labels
+                .iter()
+                .map(|(l, t)| (format!("roles.est.labels.{l}"), t)),
+        );
+    for (key, template) in named {
+        match state.site.find_template(template).await {
+            Ok(_) => {}
+            Err(fleetpki_ca::CaError::Store(e)) => {
+                tracing::warn!(error = %e, template, "cannot check the EST template now");
+            }
+            Err(e) => {
+                return Err(ServeError::Config(crate::ConfigError {
+                    key,
+                    rule: e.to_string(),
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The CA chain (PEM, issuing CA first): the management point's and the API's.
