@@ -936,10 +936,10 @@ pub mod client {
             .unwrap_or_default())
     }
 
+    type Parsed = (Option<MessageType>, SetOfVec<Attribute>, Vec<u8>);
+
     /// Type, signed attributes and content of a SignedData whose RA signature verifies.
-    fn parse_any(
-        der_bytes: &[u8],
-    ) -> Result<(Option<MessageType>, SetOfVec<Attribute>, Vec<u8>), String> {
+    fn parse_any(der_bytes: &[u8]) -> Result<Parsed, String> {
         let ci = ContentInfo::from_der(der_bytes).map_err(|e| e.to_string())?;
         let sd: SignedData = ci
             .content
