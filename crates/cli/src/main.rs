@@ -16,7 +16,8 @@ use tracing_subscriber::EnvFilter;
     about = "fleetpki: the certificate system of a managed fleet"
 )]
 struct Cli {
-    /// The site directory (configuration, CA certificates, keys, SQLite database).
+    /// The site directory (configuration, CA certificates, keys, SQLite database); for
+    /// `agent` commands, the agent's (agent.toml, certificate stores, keys, logs).
     #[arg(long, global = true, env = "FLEETPKI_DIR", default_value = ".")]
     dir: PathBuf,
     /// A file holding the passphrase of the site's CA keys (else FLEETPKI_PASSPHRASE).
