@@ -491,10 +491,29 @@ async fn run_fleet(
     let mp = url(Role::ManagementPoint)?;
     let fsp = format!("{}/status", url(Role::FallbackStatusPoint)?);
 
+    // The agents run on their own threads: each cycle writes its state with fsyncs (blocking
+    // calls), which must stall neither the server's runtime nor the other agents.
+    let agents_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.concurrency.clamp(2, 64))
+        .thread_name("sim-agent")
+        .enable_all()
+        .build()
+        .context("cannot start the agents' runtime")?;
     let result = drive(
-        a, dir, name, jitter, interval, validity, &site, &names, &mp, &fsp,
+        a,
+        dir,
+        name,
+        jitter,
+        interval,
+        validity,
+        &site,
+        &names,
+        &mp,
+        &fsp,
+        agents_rt.handle(),
     )
     .await;
+    agents_rt.shutdown_background();
     running.shutdown().await;
     let mut report = result?;
     report.real_secs = started.elapsed().as_secs_f64();
@@ -513,6 +532,7 @@ async fn drive(
     names: &[String],
     mp: &str,
     fsp: &str,
+    rt: &tokio::runtime::Handle,
 ) -> Result<RunReport> {
     let n = names.len();
     let limit = Arc::new(Semaphore::new(a.concurrency));
@@ -532,12 +552,15 @@ async fn drive(
             status_url: Some(fsp.to_string()),
         };
         let limit = limit.clone();
-        tasks.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let d = opts.dir.clone();
-            install(opts, t0).await?;
-            Ok::<_, anyhow::Error>((i, Arc::new(Agent::open(&d)?)))
-        });
+        tasks.spawn_on(
+            async move {
+                let _permit = limit.acquire_owned().await;
+                let d = opts.dir.clone();
+                install(opts, t0).await?;
+                Ok::<_, anyhow::Error>((i, Arc::new(Agent::open(&d)?)))
+            },
+            rt,
+        );
     }
     let mut agents: Vec<Option<Arc<Agent>>> = vec![None; n];
     while let Some(r) = tasks.join_next().await {
@@ -590,10 +613,13 @@ async fn drive(
     let mut running = JoinSet::new();
     for (i, agent) in agents.iter().enumerate() {
         let (agent, limit, s) = (agent.clone(), limit.clone(), sched(i));
-        running.spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            cycle(i, agent, t0, s).await
-        });
+        running.spawn_on(
+            async move {
+                let _permit = limit.acquire_owned().await;
+                cycle(i, agent, t0, s).await
+            },
+            rt,
+        );
     }
     let mut first_serial: Vec<Option<String>> = vec![None; n];
     let mut heap = BinaryHeap::new();
@@ -668,7 +694,7 @@ async fn drive(
             let Some(s) = scheds[i].take() else {
                 continue;
             };
-            running.spawn(cycle(i, agents[i].clone(), at, s));
+            running.spawn_on(cycle(i, agents[i].clone(), at, s), rt);
         }
         let Some(r) = running.join_next().await else {
             break;
