@@ -12,6 +12,7 @@ pub mod init;
 pub mod quickstart;
 pub mod request;
 pub mod serve;
+pub mod simulate;
 pub mod status;
 pub mod template;
 pub mod token;
