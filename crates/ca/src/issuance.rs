@@ -351,6 +351,21 @@ impl Site {
         actor: &Actor,
         with: Vec<Change>,
     ) -> Result<Submitted, CaError> {
+        self.submit_then(template, principal, csr_bytes, actor, |_| with)
+            .await
+    }
+
+    /// [`Site::submit_with`], where the changes committed with the request are made from the
+    /// certificate about to be stored (`None` when the request waits for approval): an ACME
+    /// order records its certificate's serial in the same transaction that issues it.
+    pub async fn submit_then(
+        &self,
+        template: &str,
+        principal: &str,
+        csr_bytes: &[u8],
+        actor: &Actor,
+        then: impl FnOnce(Option<&CertificateRecord>) -> Vec<Change> + Send,
+    ) -> Result<Submitted, CaError> {
         let csr = csr::parse(csr_bytes)?;
         let (template, principal, groups) = self.request_context(template, principal).await?;
         let urls = self.urls_for(self.issuer().role);
@@ -394,7 +409,7 @@ impl Site {
                         decision: Decision::Pending,
                         audit: vec![submit_event("pending approval")],
                     })
-                    .chain(with)
+                    .chain(then(None))
                     .collect(),
                 )
                 .await?;
@@ -418,6 +433,7 @@ impl Site {
                 format!("certificate {}", certificate.serial),
             ),
         ];
+        let with = then(Some(&certificate));
         let applied = self
             .committer
             .apply(

@@ -20,16 +20,19 @@ pub enum Role {
     Ocsp,
     /// Fallback status point: clients' state messages, unauthenticated, rate-limited.
     FallbackStatusPoint,
+    /// ACME (RFC 8555) for web servers (HTTPS); off unless the config enables it.
+    Acme,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Crl,
         Role::Ocsp,
         Role::FallbackStatusPoint,
         Role::ManagementPoint,
         Role::Api,
+        Role::Acme,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,12 +42,18 @@ impl Role {
             Role::ManagementPoint => "management-point",
             Role::Ocsp => "ocsp",
             Role::FallbackStatusPoint => "fallback-status-point",
+            Role::Acme => "acme",
         }
     }
 
     /// Served over TLS (with the site's server certificate) rather than plain HTTP.
     pub fn is_tls(self) -> bool {
-        matches!(self, Role::Api | Role::ManagementPoint)
+        matches!(self, Role::Api | Role::ManagementPoint | Role::Acme)
+    }
+
+    /// Runs only when the config names it (`[roles.NAME]`); the others run unless disabled.
+    pub fn opt_in(self) -> bool {
+        self == Role::Acme
     }
 
     /// Whether a TLS role refuses a handshake without a client certificate.
@@ -242,6 +251,14 @@ struct RawRole {
     max_body_bytes: Option<usize>,
     rate_per_minute: Option<u32>,
     signer: Option<String>,
+    // The acme role's settings (see `AcmeConfig`).
+    template: Option<String>,
+    principal: Option<String>,
+    http01_port: Option<u16>,
+    resolve: Option<BTreeMap<String, String>>,
+    dns_server: Option<String>,
+    external_account_required: Option<bool>,
+    authz_reuse_secs: Option<i64>,
 }
 
 fn enabled() -> bool {
@@ -257,6 +274,13 @@ impl Default for RawRole {
             max_body_bytes: None,
             rate_per_minute: None,
             signer: None,
+            template: None,
+            principal: None,
+            http01_port: None,
+            resolve: None,
+            dns_server: None,
+            external_account_required: None,
+            authz_reuse_secs: None,
         }
     }
 }
@@ -272,6 +296,29 @@ pub struct RoleConfig {
     pub rate_per_minute: u32,
     /// What signs OCSP responses (the `ocsp` role only; `Ca` elsewhere).
     pub signer: OcspSigner,
+    /// The acme role's settings (that role only).
+    pub acme: Option<AcmeConfig>,
+}
+
+/// `[roles.acme]`: what an ACME order may ask for, and how challenges are validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The template orders are finalized under: its permitted DNS suffixes bound what can be
+    /// ordered (it must supply names in the request).
+    pub template: String,
+    /// The directory principal certificates are requested for when the account has no EAB
+    /// binding (None: only EAB-bound accounts may order).
+    pub principal: Option<String>,
+    /// The port http-01 validation connects to (80 by RFC 8555; tests use another).
+    pub http01_port: u16,
+    /// Names resolved here instead of by the system resolver (`name` or `*.suffix` → address).
+    pub resolve: BTreeMap<String, std::net::IpAddr>,
+    /// The DNS server dns-01 asks for TXT records; without one, dns-01 is not offered.
+    pub dns_server: Option<SocketAddr>,
+    /// New accounts must carry an external account binding (`fleetpki acme eab`).
+    pub external_account_required: bool,
+    /// How long a valid authorization is reused by new orders of the same account.
+    pub authz_reuse_secs: i64,
 }
 
 /// Who signs the `ocsp` role's responses (`[roles.ocsp] signer`).
@@ -341,11 +388,16 @@ impl ServeConfig {
         // otherwise, OCSP listens where the CRL role does (one socket).
         let mut crl_listen = None;
         for role in Role::ALL {
-            let r = raw.roles.remove(role.name()).unwrap_or_default();
+            let r = match raw.roles.remove(role.name()) {
+                Some(r) => r,
+                None if role.opt_in() => continue,
+                None => RawRole::default(),
+            };
             if !r.enabled {
                 continue;
             }
             let key = |k: &str| format!("roles.{}.{k}", role.name());
+            let acme = build_acme(role, &r)?;
             let listen = match r.listen {
                 Some(text) => text.parse::<SocketAddr>().map_err(|_| {
                     err(
@@ -392,6 +444,7 @@ impl ServeConfig {
                 max_body_bytes,
                 rate_per_minute,
                 signer,
+                acme,
             });
         }
         check_shared_addresses(&roles)?;
@@ -414,6 +467,97 @@ impl ServeConfig {
             api: build_api(raw.api)?,
         })
     }
+}
+
+/// `[roles.acme]`'s own keys; the other roles refuse them.
+fn build_acme(role: Role, r: &RawRole) -> Result<Option<AcmeConfig>, ConfigError> {
+    let key = |k: &str| format!("roles.{}.{k}", role.name());
+    if role != Role::Acme {
+        for (set, k) in [
+            (r.template.is_some(), "template"),
+            (r.principal.is_some(), "principal"),
+            (r.http01_port.is_some(), "http01_port"),
+            (r.resolve.is_some(), "resolve"),
+            (r.dns_server.is_some(), "dns_server"),
+            (
+                r.external_account_required.is_some(),
+                "external_account_required",
+            ),
+            (r.authz_reuse_secs.is_some(), "authz_reuse_secs"),
+        ] {
+            if set {
+                return Err(err(key(k), "only the acme role has this setting"));
+            }
+        }
+        return Ok(None);
+    }
+    let template = r.template.clone().ok_or_else(|| {
+        err(
+            key("template"),
+            "required: the template ACME orders are issued under",
+        )
+    })?;
+    if template.trim().is_empty() {
+        return Err(err(key("template"), "must not be empty"));
+    }
+    let external_account_required = r.external_account_required.unwrap_or(false);
+    let principal = r.principal.clone();
+    if principal.is_none() && !external_account_required {
+        return Err(err(
+            key("principal"),
+            "required unless external_account_required = true: the directory principal \
+             certificates are requested for when an account has no external account binding",
+        ));
+    }
+    if principal.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(err(key("principal"), "must not be empty"));
+    }
+    let http01_port = r.http01_port.unwrap_or(80);
+    if http01_port == 0 {
+        return Err(err(key("http01_port"), "must be a port from 1 to 65535"));
+    }
+    let mut resolve = BTreeMap::new();
+    for (name, addr) in r.resolve.clone().unwrap_or_default() {
+        let ip = addr.parse::<std::net::IpAddr>().map_err(|_| {
+            err(
+                format!("{}.{name}", key("resolve")),
+                format!("`{addr}` is not an IP address"),
+            )
+        })?;
+        let body = name.strip_prefix("*.").unwrap_or(&name);
+        if body.is_empty() || body.contains('*') {
+            return Err(err(
+                format!("{}.{name}", key("resolve")),
+                "a name, or *.suffix for every name under it",
+            ));
+        }
+        resolve.insert(name.to_ascii_lowercase(), ip);
+    }
+    let dns_server = match &r.dns_server {
+        None => None,
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            err(
+                key("dns_server"),
+                format!("`{text}` is not an address:port such as 127.0.0.1:53"),
+            )
+        })?),
+    };
+    let authz_reuse_secs = r.authz_reuse_secs.unwrap_or(30 * 24 * 3600);
+    if !(0..=90 * 24 * 3600).contains(&authz_reuse_secs) {
+        return Err(err(
+            key("authz_reuse_secs"),
+            "must lie between 0 and 7776000 (90 days)",
+        ));
+    }
+    Ok(Some(AcmeConfig {
+        template,
+        principal,
+        http01_port,
+        resolve,
+        dns_server,
+        external_account_required,
+        authz_reuse_secs,
+    }))
 }
 
 /// A plain-HTTP role and a TLS role cannot share one socket.
@@ -670,6 +814,21 @@ mod tests {
         .unwrap();
         assert!(c.roles.is_empty());
         for (text, key) in [
+            ("[roles.acme]\nprincipal = \"p\"\n", "roles.acme.template"),
+            ("[roles.acme]\ntemplate = \"t\"\n", "roles.acme.principal"),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\nhttp01_port = 0\n",
+                "roles.acme.http01_port",
+            ),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\nresolve = { \"a.test\" = \"nowhere\" }\n",
+                "roles.acme.resolve.a.test",
+            ),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\ndns_server = \"x\"\n",
+                "roles.acme.dns_server",
+            ),
+            ("[roles.api]\ntemplate = \"t\"\n", "roles.api.template"),
             ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
             ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
             (

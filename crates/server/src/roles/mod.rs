@@ -1,6 +1,7 @@
 //! The HTTP roles, one module each; `router` picks a role's routes, caps request bodies at the
 //! role's `max_body_bytes`, counts and logs its requests.
 
+mod acme;
 mod api;
 mod cdp;
 mod enrollment;
@@ -36,6 +37,10 @@ pub(crate) async fn router(
         Role::ManagementPoint => mp::router(),
         Role::Ocsp => ocsp::router(rc, state.site.clone()).await?,
         Role::FallbackStatusPoint => status::router(rc, state.site.clone()),
+        Role::Acme => {
+            acme::check(rc, &state.site).await?;
+            acme::router(rc)
+        }
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
@@ -46,7 +51,7 @@ pub(crate) async fn router(
     // (after their own rate and content-type checks); the CRL role refuses an oversized
     // declared length at once.
     let routes = match rc.role {
-        Role::Api | Role::ManagementPoint => {
+        Role::Api | Role::ManagementPoint | Role::Acme => {
             routes.layer(middleware::from_fn(move |req: Request, next: Next| {
                 read_whole_body(role, max, req, next)
             }))
