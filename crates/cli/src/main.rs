@@ -69,6 +69,9 @@ enum Command {
     /// One-time enrollment tokens for the API.
     #[command(subcommand)]
     Token(cmd::token::TokenCmd),
+    /// The ACME role: external account binding keys.
+    #[command(subcommand)]
+    Acme(cmd::acme::AcmeCmd),
     /// Admin API tokens (kept, hashed, in the serve config).
     #[command(subcommand)]
     ApiToken(cmd::token::ApiTokenCmd),
@@ -178,6 +181,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Client(c) => cmd::client::run(&ctx, c).await,
         Command::Token(c) => cmd::token::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
+        Command::Acme(c) => cmd::acme::run(&ctx, c).await,
         Command::Status(c) => cmd::status::run(&ctx, c).await,
         Command::Agent(c) => return cmd::agent::run(&ctx, c).await,
         Command::Simulate(a) => return cmd::simulate::run(a).await,

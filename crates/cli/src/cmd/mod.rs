@@ -1,5 +1,6 @@
 //! One module per command group; `Ctx` carries the global options.
 
+pub mod acme;
 pub mod agent;
 pub mod audit;
 pub mod ca;
