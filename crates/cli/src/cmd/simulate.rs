@@ -337,7 +337,7 @@ fn print_summary(s: &Summary, interval: i64) {
 /// settled into their schedule before their certificates fall due.
 fn first_validity(interval: i64, jitter: i64) -> i64 {
     let hour = 3600;
-    let need = (5 * (jitter + 600)).max(3 * interval + jitter);
+    let need = (5 * (jitter + 600)).max((15 * interval).div_euclid(4) + 1);
     (need + hour - 1) / hour * hour
 }
 
@@ -788,4 +788,74 @@ fn check_renewed(
     site.validate_path(&current.der, Usage::ClientAuth, real_now)
         .with_context(|| format!("the renewed certificate {}", current.info.serial_hex))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_validity_leaves_the_jitter_room_after_the_due_time() {
+        assert_eq!(first_validity(3600, 1800), 4 * 3600);
+        for (interval, jitter) in [
+            (60, 1),
+            (60, 60),
+            (3600, 3600),
+            (28_800, 1800),
+            (86_400, 86_400),
+        ] {
+            let v = first_validity(interval, jitter);
+            assert_eq!(v % 3600, 0, "{interval} {jitter}");
+            // After the 80 % point: the whole jitter window plus ten minutes.
+            assert!(v - v * 4 / 5 >= jitter + 600, "{interval} {jitter}: {v}");
+            // Three intervals before the due time.
+            assert!(v * 4 / 5 >= 3 * interval, "{interval} {jitter}: {v}");
+        }
+    }
+
+    fn run_with(buckets: &[(i64, u64)]) -> RunReport {
+        RunReport {
+            name: "t",
+            jitter_secs: 0,
+            interval_secs: 3600,
+            agents: 1,
+            first_validity_secs: 0,
+            first_due: 0,
+            last_due: 0,
+            due_spread_secs: 0,
+            setup_requests: 0,
+            setup_enrolled: 0,
+            start: 0,
+            end: 0,
+            cycles: 0,
+            requests: 0,
+            renewals: 0,
+            errors: 0,
+            renewed_agents: 0,
+            failures: vec![],
+            buckets: buckets.iter().copied().collect(),
+            renewal_buckets: BTreeMap::new(),
+            window_requests: 0,
+            window_mean: 0.0,
+            window_peak: 0,
+            window_peak_bucket: 0,
+            peak_to_mean: 0.0,
+            overall_peak: 0,
+            real_secs: 0.0,
+        }
+    }
+
+    #[test]
+    fn window_counts_empty_buckets_and_finds_the_peak() {
+        let mut r = run_with(&[(-5, 100), (0, 10), (2, 30), (4, 7)]);
+        window(&mut r, 0, 3);
+        assert_eq!(r.window_requests, 40);
+        assert_eq!(r.window_mean, 10.0);
+        assert_eq!((r.window_peak, r.window_peak_bucket), (30, 2));
+        assert_eq!(r.peak_to_mean, 3.0);
+        assert_eq!(r.overall_peak, 100);
+        let mut empty = run_with(&[]);
+        window(&mut empty, 0, 0);
+        assert_eq!((empty.window_peak, empty.peak_to_mean), (0, 0.0));
+    }
 }
