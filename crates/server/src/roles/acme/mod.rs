@@ -1,8 +1,9 @@
 //! The `acme` role (RFC 8555): directory, nonces, accounts (jwk and kid, external account
-//! binding, key change), orders, authorizations, http-01 challenges, finalize through the CA's
+//! binding, key change), orders, authorizations, http-01 and dns-01 challenges, finalize through the CA's
 //! ordinary submission pipeline, certificate download and revocation. Every error is an RFC 7807
 //! problem document with an ACME error type.
 
+mod dns;
 mod nonce;
 mod validate;
 
@@ -1277,6 +1278,10 @@ async fn challenge(
             "http-01" => {
                 validate::http01(&acme.cfg, &z.identifier, &z.challenges[idx].token, &key_authorization).await
             }
+            "dns-01" => match acme.cfg.dns_server {
+                Some(server) => validate::dns01(server, &z.identifier, &key_authorization).await,
+                None => Err(Problem::malformed("url: dns-01 is not offered")),
+            },
             other => Err(Problem::malformed(format!("url: {other} is not offered"))),
         };
         let now = fleetpki_model::now();
