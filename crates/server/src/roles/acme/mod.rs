@@ -837,6 +837,7 @@ async fn new_order(
             .apply(vec![Change::AcmePutOrder {
                 order: order.clone(),
                 authorizations: fresh,
+                only_if: None,
             }])
             .await
             .map_err(store_problem)?;
@@ -993,6 +994,7 @@ async fn current_order(state: &AppState, account: &str, id: &str) -> Result<Acme
             .apply(vec![Change::AcmePutOrder {
                 order: o.clone(),
                 authorizations: vec![],
+                only_if: None,
             }])
             .await
             .map_err(store_problem)?;
@@ -1033,6 +1035,15 @@ fn csr_names(csr: &fleetpki_x509::csr::Csr) -> Vec<String> {
 /// A CA refusal as an ACME problem: a CSR at fault is badCSR, a permission refusal
 /// unauthorized; the CA's own failures serverInternal.
 fn ca_problem(e: fleetpki_ca::CaError) -> Problem {
+    if let fleetpki_ca::CaError::Store(StoreError::Conflict {
+        what: "acme order", ..
+    }) = &e
+    {
+        return Problem::new(
+            ProblemType::OrderNotReady,
+            format!("order: finalized meanwhile ({e})"),
+        );
+    }
     match e.field().map(str::to_string) {
         Some(f) if f.starts_with("csr") => Problem::new(ProblemType::BadCsr, e.to_string()),
         Some(f) if f.starts_with("principal") || f == "template" => {
@@ -1116,6 +1127,8 @@ async fn finalize(
                             ..done
                         },
                         authorizations: vec![],
+                        // Two finalizations of one order: the second is refused, not issued.
+                        only_if: Some(OrderStatus::Ready),
                     }],
                     None => vec![],
                 },
@@ -1141,6 +1154,7 @@ async fn finalize(
                     .apply(vec![Change::AcmePutOrder {
                         order: o.clone(),
                         authorizations: vec![],
+                        only_if: Some(OrderStatus::Ready),
                     }])
                     .await
                     .map_err(store_problem)?;
