@@ -966,6 +966,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn acme_runs_only_when_configured() {
+        let c = ServeConfig::defaults("http://localhost:8080").unwrap();
+        assert!(c.roles.iter().all(|r| r.role != Role::Acme));
+        let c = ServeConfig::parse(
+            "[roles.acme]\ntemplate = \"Web\"\nprincipal = \"SRV1\"\nresolve = { \"*.fleet.test\" = \"127.0.0.1\" }\n",
+            "http://localhost:8080",
+        )
+        .unwrap();
+        let acme = role(&c, Role::Acme).acme.clone().unwrap();
+        assert_eq!(acme.template, "Web");
+        assert_eq!(acme.http01_port, 80);
+        assert_eq!(acme.dns_server, None);
+        assert!(!acme.external_account_required);
+        assert_eq!(acme.resolve.len(), 1);
+        assert!(role(&c, Role::Acme).role.is_tls());
+        // With EAB required, no default principal is needed.
+        let c = ServeConfig::parse(
+            "[roles.acme]\ntemplate = \"Web\"\nexternal_account_required = true\n",
+            "http://x.test",
+        )
+        .unwrap();
+        assert_eq!(role(&c, Role::Acme).acme.as_ref().unwrap().principal, None);
+    }
+
     fn role(c: &ServeConfig, r: Role) -> &RoleConfig {
         c.roles.iter().find(|rc| rc.role == r).unwrap()
     }

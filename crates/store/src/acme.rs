@@ -4,7 +4,7 @@
 use crate::StoreError;
 use crate::db::{Db, Row, Tx, args};
 use fleetpki_model::UnixTime;
-use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey};
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey, OrderStatus};
 
 macro_rules! account_cols {
     () => {
@@ -153,8 +153,33 @@ pub(crate) async fn create_eab(tx: &mut Tx, k: &EabKey) -> Result<(), StoreError
     Ok(())
 }
 
-pub(crate) async fn put_order(tx: &mut Tx, o: &AcmeOrder) -> Result<(), StoreError> {
+pub(crate) async fn put_order(
+    tx: &mut Tx,
+    o: &AcmeOrder,
+    only_if: Option<OrderStatus>,
+) -> Result<(), StoreError> {
     account_exists(tx, &o.account).await?;
+    if let Some(want) = only_if {
+        let now: Option<String> = tx
+            .fetch_optional(
+                "SELECT status FROM acme_orders WHERE id = $1",
+                args![o.id.as_str()],
+            )
+            .await?
+            .map(|r| r.get("status"))
+            .transpose()?;
+        if now.as_deref() != Some(want.name()) {
+            return Err(StoreError::Conflict {
+                what: "acme order",
+                key: o.id.clone(),
+                why: format!(
+                    "is {}, not {}",
+                    now.as_deref().unwrap_or("missing"),
+                    want.name()
+                ),
+            });
+        }
+    }
     tx.exec(
         "INSERT INTO acme_orders (id, account, status, serial, body) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE SET status = excluded.status, serial = excluded.serial, \

@@ -17,7 +17,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use fleetpki_model::UnixTime;
-use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey};
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey, OrderStatus};
 use fleetpki_model::audit::{AuditEntry, AuditEvent};
 use fleetpki_model::directory::{Group, Principal};
 use fleetpki_model::record::{
@@ -157,10 +157,12 @@ pub enum Change {
     AcmeCreateEab { key: EabKey, audit: AuditEvent },
     /// Inserts or replaces an ACME order and the given authorizations. Protocol state: no
     /// audit event (what is audited is the issuance the order leads to, and the accounts).
-    /// `NotFound` if the account does not exist.
+    /// `NotFound` if the account does not exist; with `only_if`, `Conflict` unless the stored
+    /// order has that status (so two finalizations of one order cannot both issue).
     AcmePutOrder {
         order: AcmeOrder,
         authorizations: Vec<AcmeAuthz>,
+        only_if: Option<OrderStatus>,
     },
     /// Inserts or replaces an ACME authorization (a challenge's outcome). `NotFound` if the
     /// account does not exist.

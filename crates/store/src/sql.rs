@@ -632,8 +632,9 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
         Change::AcmePutOrder {
             order,
             authorizations,
+            only_if,
         } => {
-            acme::put_order(tx, &order).await?;
+            acme::put_order(tx, &order, only_if).await?;
             for a in &authorizations {
                 acme::put_authz(tx, a).await?;
             }

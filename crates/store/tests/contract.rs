@@ -2118,6 +2118,7 @@ async fn acme_state(s: Arc<dyn Store>) {
         Change::AcmePutOrder {
             order: order.clone(),
             authorizations: vec![z1.clone()],
+            only_if: None,
         },
     )
     .await;
@@ -2167,11 +2168,23 @@ async fn acme_state(s: Arc<dyn Store>) {
     );
     order.status = OrderStatus::Valid;
     order.serial = Some("0a".into());
+    // Only from the status the caller saw: a pending order is not finalized.
+    let e = refused(
+        s,
+        vec![Change::AcmePutOrder {
+            order: order.clone(),
+            authorizations: vec![],
+            only_if: Some(OrderStatus::Ready),
+        }],
+    )
+    .await;
+    assert_conflict(e, "acme order", "o1");
     apply1(
         s,
         Change::AcmePutOrder {
             order: order.clone(),
             authorizations: vec![],
+            only_if: Some(OrderStatus::Pending),
         },
     )
     .await;

@@ -67,6 +67,26 @@ fn es256_and_ed25519_verify_and_tampering_fails() {
     );
 }
 
+#[test]
+fn es384_verifies() {
+    let k = EcdsaKeyPair::generate(&signature::ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
+    let h = json!({"alg": "ES384", "nonce": "AAAA", "url": "u", "jwk": ec_jwk(&k)});
+    let body = sign_ec(&k, h, b"{}");
+    let jws = Jws::from_value(&body, Purpose::Request).unwrap();
+    let KeyRef::Jwk(jwk) = &jws.protected.key else {
+        panic!("jwk")
+    };
+    assert!(matches!(jwk, Jwk::P384 { .. }));
+    jws.verify(jwk).unwrap();
+    // ES256 over a P-384 key is refused.
+    let h = json!({"alg": "ES256", "nonce": "AAAA", "url": "u", "jwk": ec_jwk(&k)});
+    let jws = Jws::from_value(&sign_ec(&k, h, b"{}"), Purpose::Request).unwrap();
+    let KeyRef::Jwk(jwk) = &jws.protected.key else {
+        panic!("jwk")
+    };
+    assert!(jws.verify(jwk).is_err());
+}
+
 /// RFC 7638 §3.1's example thumbprint.
 #[test]
 fn rfc7638_thumbprint() {

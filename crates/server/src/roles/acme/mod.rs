@@ -1,8 +1,9 @@
 //! The `acme` role (RFC 8555): directory, nonces, accounts (jwk and kid, external account
-//! binding, key change), orders, authorizations, http-01 challenges, finalize through the CA's
+//! binding, key change), orders, authorizations, http-01 and dns-01 challenges, finalize through the CA's
 //! ordinary submission pipeline, certificate download and revocation. Every error is an RFC 7807
 //! problem document with an ACME error type.
 
+mod dns;
 mod nonce;
 mod validate;
 
@@ -836,6 +837,7 @@ async fn new_order(
             .apply(vec![Change::AcmePutOrder {
                 order: order.clone(),
                 authorizations: fresh,
+                only_if: None,
             }])
             .await
             .map_err(store_problem)?;
@@ -992,6 +994,7 @@ async fn current_order(state: &AppState, account: &str, id: &str) -> Result<Acme
             .apply(vec![Change::AcmePutOrder {
                 order: o.clone(),
                 authorizations: vec![],
+                only_if: None,
             }])
             .await
             .map_err(store_problem)?;
@@ -1032,6 +1035,15 @@ fn csr_names(csr: &fleetpki_x509::csr::Csr) -> Vec<String> {
 /// A CA refusal as an ACME problem: a CSR at fault is badCSR, a permission refusal
 /// unauthorized; the CA's own failures serverInternal.
 fn ca_problem(e: fleetpki_ca::CaError) -> Problem {
+    if let fleetpki_ca::CaError::Store(StoreError::Conflict {
+        what: "acme order", ..
+    }) = &e
+    {
+        return Problem::new(
+            ProblemType::OrderNotReady,
+            format!("order: finalized meanwhile ({e})"),
+        );
+    }
     match e.field().map(str::to_string) {
         Some(f) if f.starts_with("csr") => Problem::new(ProblemType::BadCsr, e.to_string()),
         Some(f) if f.starts_with("principal") || f == "template" => {
@@ -1115,6 +1127,8 @@ async fn finalize(
                             ..done
                         },
                         authorizations: vec![],
+                        // Two finalizations of one order: the second is refused, not issued.
+                        only_if: Some(OrderStatus::Ready),
                     }],
                     None => vec![],
                 },
@@ -1140,6 +1154,7 @@ async fn finalize(
                     .apply(vec![Change::AcmePutOrder {
                         order: o.clone(),
                         authorizations: vec![],
+                        only_if: Some(OrderStatus::Ready),
                     }])
                     .await
                     .map_err(store_problem)?;
@@ -1277,6 +1292,10 @@ async fn challenge(
             "http-01" => {
                 validate::http01(&acme.cfg, &z.identifier, &z.challenges[idx].token, &key_authorization).await
             }
+            "dns-01" => match acme.cfg.dns_server {
+                Some(server) => validate::dns01(server, &z.identifier, &key_authorization).await,
+                None => Err(Problem::malformed("url: dns-01 is not offered")),
+            },
             other => Err(Problem::malformed(format!("url: {other} is not offered"))),
         };
         let now = fleetpki_model::now();

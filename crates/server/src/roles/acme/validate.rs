@@ -1,5 +1,6 @@
 //! Challenge validation: http-01 (RFC 8555 §8.3) on the configured port, with names resolved
-//! through the role's `resolve` map before the system resolver.
+//! through the role's `resolve` map before the system resolver, and dns-01 (§8.4) asking the
+//! configured DNS server.
 
 use crate::config::AcmeConfig;
 use axum::body::Bytes;
@@ -106,4 +107,44 @@ pub(crate) async fn http01(
         ));
     }
     Ok(())
+}
+/// The TXT value dns-01 expects: base64url(SHA-256(key authorization)).
+pub(crate) fn dns01_value(key_authorization: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes());
+    super::b64(d.as_ref())
+}
+
+/// Whether `_acme-challenge.NAME` has a TXT record with the expected value, asking `server`.
+pub(crate) async fn dns01(
+    server: SocketAddr,
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let want = dns01_value(key_authorization);
+    let qname = format!("_acme-challenge.{name}");
+    let found = tokio::time::timeout(TIMEOUT, super::dns::txt(server, &qname))
+        .await
+        .map_err(|_| {
+            Problem::new(
+                ProblemType::Dns,
+                format!("dns-01: {server} did not answer for {qname}"),
+            )
+        })?
+        .map_err(|e| {
+            Problem::new(
+                ProblemType::Dns,
+                format!("dns-01: {qname} via {server}: {e}"),
+            )
+        })?;
+    if found.iter().any(|t| t == &want) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ProblemType::IncorrectResponse,
+            format!(
+                "dns-01: no TXT record at {qname} holds the expected value ({} found)",
+                found.len()
+            ),
+        ))
+    }
 }
