@@ -369,7 +369,13 @@ fn curl_and_openssl_enroll_reenroll_and_are_refused_without_credentials() {
     // simpleenroll authenticated by the client certificate alone.
     let (csr4, _) = csr_b64(&site, "dev4");
     let r = enroll(None, Some((&with_chain, &key)), &csr4);
-    enrolled_cert(&site, &r, "by-cert");
+    let by_cert = enrolled_cert(&site, &r, "by-cert");
+    // The same request again (a client retrying) gets the same certificate, not a second one.
+    let n = request_count(&site);
+    let r = enroll(None, Some((&with_chain, &key)), &csr4);
+    let again = enrolled_cert(&site, &r, "by-cert-again");
+    assert_eq!(x509(&again, &["-serial"]), x509(&by_cert, &["-serial"]));
+    assert_eq!(request_count(&site), n);
 
     // csrattrs: P-256/P-384 with ECDSA-SHA256 and RSA with SHA-256 (Workstation's key rules).
     let r = curl(&site, port, "csrattrs", Call::default());

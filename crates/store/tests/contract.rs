@@ -143,7 +143,8 @@ contract!(
     token_authorises_issuance,
     token_used_once_under_concurrency,
     policy_version,
-    acme_state;
+    acme_state,
+    requests_by_submitter;
     url: two_stores_one_chain,
     site_state_shared,
 );
@@ -623,6 +624,46 @@ async fn submit_request(s: Arc<dyn Store>) {
     assert_conflict(err, "certificate", "0a01");
     assert_eq!(s.requests(None).await.unwrap().len(), 3);
     assert_chain(s).await;
+}
+
+/// How a repeated EST request finds the one it repeats: by submitter, newest first.
+async fn requests_by_submitter(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mut by_token = new_request("PC1");
+    by_token.submitted_by = "token:ab12".into();
+    let first = request_id(s, submit(by_token.clone(), Decision::Pending)).await;
+    request_id(s, submit(new_request("PC1"), Decision::Pending)).await;
+    let mut again = by_token.clone();
+    again.csr_der = vec![0x30, 0x03, 0x02, 0x01, 0x02];
+    let second = request_id(s, submit(again.clone(), Decision::Pending)).await;
+    let got = s.requests_submitted_by("token:ab12").await.unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![second, first]
+    );
+    assert_eq!(got[0].csr_der, again.csr_der);
+    assert_eq!(got[1].csr_der, by_token.csr_der);
+    assert!(
+        s.requests_submitted_by("token:none")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The trait's default (a filter over every request) agrees with the SQL query.
+    let held = Held {
+        inner: store.clone(),
+        sizes: Default::default(),
+        gate: Default::default(),
+    };
+    assert_eq!(
+        held.requests_submitted_by("token:ab12")
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        vec![second, first]
+    );
 }
 
 async fn decide_request(s: Arc<dyn Store>) {

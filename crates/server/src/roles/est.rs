@@ -211,10 +211,16 @@ async fn handle(
             let csr = request_body(headers, body)?;
             let actor = Actor::new(current.principal.clone(), format!("est {}", peer.addr));
             let started = Instant::now();
-            let submitted = state
-                .site
-                .submit_reenrollment(&current, &csr.der, &actor)
-                .await?;
+            let submitted =
+                match earlier_request(state, &current.principal, &served.name, &csr.der).await? {
+                    Some(earlier) => earlier,
+                    None => {
+                        state
+                            .site
+                            .submit_reenrollment(&current, &csr.der, &actor)
+                            .await?
+                    }
+                };
             state.metrics.observe_issuance(started.elapsed());
             Ok(enrolled(submitted))
         }
@@ -341,7 +347,9 @@ fn token_refusal(e: CaError) -> HttpError {
 }
 
 /// Submits `csr_der` under `template` for whoever `who` is, through the CA's pipeline (a
-/// token is used up in the same transaction that stores the request).
+/// token is used up in the same transaction that stores the request). The same request sent
+/// again (RFC 7030 §4.2.3: a client told to retry later repeats it) gets the state of the one
+/// already stored instead of a second request or a used-token refusal.
 async fn submit(
     state: &AppState,
     peer: &Peer,
@@ -356,7 +364,16 @@ async fn submit(
                 secret: secret.as_str(),
             };
             let actor = Actor::new(format!("token:{id}"), format!("est {}", peer.addr));
-            if let Some(earlier) = resubmission(state, &presented, &actor, csr_der).await? {
+            // A token not yet used has made no request to repeat.
+            let token = state
+                .site
+                .token_check(&presented)
+                .await
+                .map_err(token_refusal)?;
+            if token.used_at.is_some()
+                && let Some(earlier) =
+                    earlier_request(state, &actor.name, template, csr_der).await?
+            {
                 return Ok(earlier);
             }
             state
@@ -366,6 +383,9 @@ async fn submit(
                 .map_err(token_refusal)
         }
         Who::Certificate(c) => {
+            if let Some(earlier) = earlier_request(state, &c.principal, template, csr_der).await? {
+                return Ok(earlier);
+            }
             let actor = Actor::new(c.principal.clone(), format!("est {}", peer.addr));
             Ok(state
                 .site
@@ -375,29 +395,23 @@ async fn submit(
     }
 }
 
-/// RFC 7030 §4.2.3: a client told to retry later repeats the same request. A token already
-/// used for exactly this CSR answers with that request's state instead of a refusal.
-async fn resubmission(
+/// The state of the request `submitted_by` already made with exactly `csr_der` under
+/// `template`, if there is one: pending (202 again), issued (the same certificate), or denied
+/// (403 with the reason).
+async fn earlier_request(
     state: &AppState,
-    presented: &Presented<'_>,
-    actor: &Actor,
+    submitted_by: &str,
+    template: &str,
     csr_der: &[u8],
 ) -> Result<Option<Submitted>, HttpError> {
-    let token = state
-        .site
-        .token_check(presented)
-        .await
-        .map_err(token_refusal)?;
-    if token.used_at.is_none() {
-        return Ok(None);
-    }
+    let template = state.site.find_template(template).await?.name;
     let Some(req) = state
         .site
         .store
-        .requests_submitted_by(&actor.name)
+        .requests_submitted_by(submitted_by)
         .await?
         .into_iter()
-        .find(|r| r.csr_der == csr_der)
+        .find(|r| r.csr_der == csr_der && r.template == template)
     else {
         return Ok(None);
     };
