@@ -5,7 +5,7 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, curl, ca-certificates, postgresql (server); pip: pkilint, openapi-spec-validator,
+#    apt: openssl, curl, ca-certificates, postgresql (server), scep, certmonger; pip: pkilint, openapi-spec-validator,
 #    cryptography (when python3 lacks it).
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
@@ -49,6 +49,9 @@ command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 [ -n "$(pg_bindir)" ] || apt_missing+=(postgresql)
+# SCEP clients: micromdm's scepclient (package scep) and certmonger's scep-submit.
+command -v scepclient >/dev/null 2>&1 || apt_missing+=(scep)
+[ -x /usr/lib/certmonger/scep-submit ] || apt_missing+=(certmonger)
 if ! command -v python3 >/dev/null 2>&1; then
     apt_missing+=(python3 python3-venv python3-pip)
 fi

@@ -68,6 +68,9 @@ enum Command {
     /// One-time enrollment tokens for the API.
     #[command(subcommand)]
     Token(cmd::token::TokenCmd),
+    /// SCEP: one-time challenge passwords.
+    #[command(subcommand)]
+    Scep(cmd::scep::ScepCmd),
     /// Admin API tokens (kept, hashed, in the serve config).
     #[command(subcommand)]
     ApiToken(cmd::token::ApiTokenCmd),
@@ -167,6 +170,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
         Command::Client(c) => cmd::client::run(&ctx, c).await,
         Command::Token(c) => cmd::token::run(&ctx, c).await,
+        Command::Scep(c) => cmd::scep::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
         Command::Status(c) => cmd::status::run(&ctx, c).await,
         Command::Agent(c) => return cmd::agent::run(&ctx, c).await,

@@ -20,16 +20,19 @@ pub enum Role {
     Ocsp,
     /// Fallback status point: clients' state messages, unauthenticated, rate-limited.
     FallbackStatusPoint,
+    /// SCEP (RFC 8894) for devices that never run the agent; opt-in (`[roles.scep]`).
+    Scep,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 6] = [
         Role::Crl,
         Role::Ocsp,
         Role::FallbackStatusPoint,
         Role::ManagementPoint,
         Role::Api,
+        Role::Scep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Role {
             Role::ManagementPoint => "management-point",
             Role::Ocsp => "ocsp",
             Role::FallbackStatusPoint => "fallback-status-point",
+            Role::Scep => "scep",
         }
     }
 
@@ -50,6 +54,11 @@ impl Role {
     /// Whether a TLS role refuses a handshake without a client certificate.
     pub fn requires_client_certificate(self) -> bool {
         self == Role::ManagementPoint
+    }
+
+    /// Runs only when the config file has its `[roles.NAME]` table.
+    pub fn opt_in(self) -> bool {
+        self == Role::Scep
     }
 
     fn parse(key: &str) -> Option<Role> {
@@ -242,6 +251,27 @@ struct RawRole {
     max_body_bytes: Option<usize>,
     rate_per_minute: Option<u32>,
     signer: Option<String>,
+    /// `[roles.scep.endpoints.NAME]`.
+    endpoints: Option<BTreeMap<String, RawScepEndpoint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScepEndpoint {
+    template: Option<String>,
+    principal: Option<String>,
+    challenge_sha256: Option<String>,
+}
+
+/// One SCEP endpoint (`/scep/NAME`): the template it enrolls for and, optionally, a static
+/// challenge password (SHA-256 only) that enrolls as `principal`. One-time challenges
+/// (`fleetpki scep challenge`) work on every endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScepEndpoint {
+    pub name: String,
+    pub template: String,
+    /// Lower-case hex SHA-256 of the static challenge, and whom it enrolls as.
+    pub static_challenge: Option<(String, String)>,
 }
 
 fn enabled() -> bool {
@@ -257,6 +287,7 @@ impl Default for RawRole {
             max_body_bytes: None,
             rate_per_minute: None,
             signer: None,
+            endpoints: None,
         }
     }
 }
@@ -272,6 +303,8 @@ pub struct RoleConfig {
     pub rate_per_minute: u32,
     /// What signs OCSP responses (the `ocsp` role only; `Ca` elsewhere).
     pub signer: OcspSigner,
+    /// The SCEP endpoints (the `scep` role only; empty elsewhere).
+    pub scep_endpoints: Vec<ScepEndpoint>,
 }
 
 /// Who signs the `ocsp` role's responses (`[roles.ocsp] signer`).
@@ -341,7 +374,11 @@ impl ServeConfig {
         // otherwise, OCSP listens where the CRL role does (one socket).
         let mut crl_listen = None;
         for role in Role::ALL {
-            let r = raw.roles.remove(role.name()).unwrap_or_default();
+            let r = match raw.roles.remove(role.name()) {
+                Some(r) => r,
+                None if role.opt_in() => continue,
+                None => RawRole::default(),
+            };
             if !r.enabled {
                 continue;
             }
@@ -386,12 +423,26 @@ impl ServeConfig {
                     return Err(err(key("signer"), "only the ocsp role has a signer"));
                 }
             };
+            let scep_endpoints = match (role, r.endpoints) {
+                (Role::Scep, Some(e)) => build_scep_endpoints(e)?,
+                (Role::Scep, None) => {
+                    return Err(err(
+                        key("endpoints"),
+                        "at least one endpoint is needed: [roles.scep.endpoints.NAME] with template = \"…\"",
+                    ));
+                }
+                (_, None) => Vec::new(),
+                (_, Some(_)) => {
+                    return Err(err(key("endpoints"), "only the scep role has endpoints"));
+                }
+            };
             roles.push(RoleConfig {
                 role,
                 listen,
                 max_body_bytes,
                 rate_per_minute,
                 signer,
+                scep_endpoints,
             });
         }
         check_shared_addresses(&roles)?;
@@ -414,6 +465,71 @@ impl ServeConfig {
             api: build_api(raw.api)?,
         })
     }
+}
+
+fn build_scep_endpoints(
+    raw: BTreeMap<String, RawScepEndpoint>,
+) -> Result<Vec<ScepEndpoint>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, e) in raw {
+        let key = |k: &str| format!("roles.scep.endpoints.{name}.{k}");
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                format!("roles.scep.endpoints.{name}"),
+                "an endpoint name is 1-64 letters, digits, '-' or '_' (it is the URL path /scep/NAME)",
+            ));
+        }
+        let template = e.template.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            err(
+                key("template"),
+                "required: the template this endpoint enrolls for",
+            )
+        })?;
+        let static_challenge = match (e.challenge_sha256, e.principal) {
+            (None, None) => None,
+            (Some(h), Some(p)) => {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        key("challenge_sha256"),
+                        "must be 64 hex digits: the SHA-256 of the static challenge password (printf %s SECRET | sha256sum)",
+                    ));
+                }
+                if p.trim().is_empty() {
+                    return Err(err(key("principal"), "must not be empty"));
+                }
+                Some((h.to_ascii_lowercase(), p))
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    key("principal"),
+                    "required with challenge_sha256: the directory principal the static challenge enrolls as",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    key("challenge_sha256"),
+                    "required with principal (without a static challenge, only one-time challenges enroll)",
+                ));
+            }
+        };
+        out.push(ScepEndpoint {
+            name,
+            template,
+            static_challenge,
+        });
+    }
+    if out.is_empty() {
+        return Err(err(
+            "roles.scep.endpoints",
+            "at least one endpoint is needed: [roles.scep.endpoints.NAME] with template = \"…\"",
+        ));
+    }
+    Ok(out)
 }
 
 /// A plain-HTTP role and a TLS role cannot share one socket.
@@ -670,6 +786,27 @@ mod tests {
         .unwrap();
         assert!(c.roles.is_empty());
         for (text, key) in [
+            ("[roles.scep]\n", "roles.scep.endpoints"),
+            (
+                "[roles.scep.endpoints.dev]\nprincipal = \"ndes\"\n",
+                "roles.scep.endpoints.dev.template",
+            ),
+            (
+                "[roles.scep.endpoints.dev]\ntemplate = \"T\"\nchallenge_sha256 = \"abc\"\nprincipal = \"p\"\n",
+                "roles.scep.endpoints.dev.challenge_sha256",
+            ),
+            (
+                "[roles.scep.endpoints.dev]\ntemplate = \"T\"\nchallenge_sha256 = \"abc\"\n",
+                "roles.scep.endpoints.dev.principal",
+            ),
+            (
+                "[roles.scep.endpoints.\"a/b\"]\ntemplate = \"T\"\n",
+                "roles.scep.endpoints.a/b",
+            ),
+            (
+                "[roles.crl.endpoints.dev]\ntemplate = \"T\"\n",
+                "roles.crl.endpoints",
+            ),
             ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
             ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
             (
@@ -689,7 +826,20 @@ mod tests {
     #[test]
     fn ocsp_shares_the_crl_address_unless_told_otherwise() {
         let c = ServeConfig::defaults("http://localhost:8080").unwrap();
-        assert_eq!(c.roles.len(), 5);
+        assert_eq!(c.roles.len(), 5, "scep is opt-in");
+        let c = ServeConfig::parse(
+            "[roles.scep.endpoints.dev]\ntemplate = \"Device\"\n",
+            "http://localhost:8080",
+        )
+        .unwrap();
+        assert_eq!(
+            role(&c, Role::Scep).scep_endpoints,
+            vec![ScepEndpoint {
+                name: "dev".into(),
+                template: "Device".into(),
+                static_challenge: None
+            }]
+        );
         let crl = role(&c, Role::Crl).listen;
         assert_eq!(role(&c, Role::Ocsp).listen, crl);
         assert_eq!(role(&c, Role::Ocsp).signer, OcspSigner::Ca);

@@ -11,6 +11,7 @@ pub mod directory;
 pub mod init;
 pub mod quickstart;
 pub mod request;
+pub mod scep;
 pub mod serve;
 pub mod status;
 pub mod template;

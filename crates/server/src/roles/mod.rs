@@ -6,6 +6,7 @@ mod cdp;
 mod enrollment;
 pub(crate) mod mp;
 mod ocsp;
+mod scep;
 mod status;
 
 use crate::config::{Role, RoleConfig};
@@ -36,6 +37,16 @@ pub(crate) async fn router(
         Role::ManagementPoint => mp::router(),
         Role::Ocsp => ocsp::router(rc, state.site.clone()).await?,
         Role::FallbackStatusPoint => status::router(rc, state.site.clone()),
+        Role::Scep => {
+            let ra = state.scep_ra.clone().ok_or(ServeError::Role {
+                role: "scep",
+                source: fleetpki_ca::CaError::Field(fleetpki_model::FieldError::new(
+                    "roles.scep",
+                    "the RA certificate was not loaded",
+                )),
+            })?;
+            scep::router(rc, state.site.clone(), ra)
+        }
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
@@ -54,7 +65,7 @@ pub(crate) async fn router(
         Role::Crl => routes.layer(middleware::from_fn(move |req: Request, next: Next| {
             declared_length_within(role, max, req, next)
         })),
-        Role::Ocsp | Role::FallbackStatusPoint => routes,
+        Role::Ocsp | Role::FallbackStatusPoint | Role::Scep => routes,
     };
     Ok(
         routes.layer(middleware::from_fn(move |req: Request, next: Next| {
