@@ -607,3 +607,57 @@ fn malformed_pki_messages_get_their_fail_info_and_store_nothing() {
     );
     drop(server);
 }
+
+/// certmonger (`getcert add-scep-ca` + `getcert request -w`) against the `devices` endpoint,
+/// its daemon on a private session bus with its state in a temp dir; the request must reach
+/// MONITORING with a valid certificate.
+#[test]
+fn certmonger_enrolls_and_reaches_monitoring() {
+    let (Some(_), Some(_), Some(_)) = (
+        kit::tool("certmonger"),
+        kit::tool("getcert"),
+        kit::tool("dbus-run-session"),
+    ) else {
+        return;
+    };
+    let site = scep_site();
+    let server = start(&site);
+    let work = tempfile::tempdir().expect("tmp");
+    let w = work.path();
+    for d in ["requests", "cas", "local", "tmp", "home", "out"] {
+        std::fs::create_dir_all(w.join(d)).expect("dir");
+    }
+    let ca = site.path("ca");
+    // certmonger verifies the RA's CertRep signature up to -N (the trust anchor: the root)
+    // through -I (the issuing CA).
+    let script = format!(
+        "set -e\n\
+         getcert add-scep-ca -s -c fleetpki -u '{url}' -r '{ra}' -N '{root}' -I '{issuing}'\n\
+         getcert request -s -c fleetpki -k '{out}/key.pem' -f '{out}/cert.pem' \
+         -N CN=cm1.fleet.test -D cm1.fleet.test -L '{challenge}' -w --wait-timeout 60\n\
+         getcert list -s\n",
+        url = endpoint(&server, "devices"),
+        ra = s(&ca.join("scep-ra.pem")),
+        root = s(&ca.join("root.pem")),
+        issuing = s(&ca.join("issuing.pem")),
+        out = s(&w.join("out")),
+        challenge = STATIC,
+    );
+    std::fs::write(w.join("cm.sh"), script).expect("script");
+    let o = Command::new("dbus-run-session")
+        .args(["--", "certmonger", "-s", "-n", "-c"])
+        .arg(format!("sh {}", s(&w.join("cm.sh"))))
+        .env("HOME", w.join("home"))
+        .env("CERTMONGER_REQUESTS_DIR", w.join("requests"))
+        .env("CERTMONGER_CAS_DIR", w.join("cas"))
+        .env("CERTMONGER_LOCAL_CA_DIR", w.join("local"))
+        .env("CERTMONGER_TMPDIR", w.join("tmp"))
+        .env("CERTMONGER_CONFIG_DIR", w.join("home"))
+        .output()
+        .expect("certmonger");
+    let text = out_text(&o);
+    assert!(text.contains("status: MONITORING"), "{text}");
+    let pem = std::fs::read_to_string(w.join("out/cert.pem")).expect("certmonger's certificate");
+    assert_valid(&site, "certmonger", &pem);
+    drop(server);
+}

@@ -147,7 +147,9 @@ pub struct PkiMessage {
     pub header: Header,
     pub message_type: MessageType,
     /// The certificate that signed it (self-signed for PKCSReq, the current one for renewal).
-    pub signer: Certificate,
+    /// Parsed without RFC 5280's 20-octet serial limit: clients' self-signed certificates
+    /// (certmonger's) carry longer serials.
+    pub signer: RawCert,
     pub signer_der: Vec<u8>,
     /// The signed content: a ContentInfo holding the EnvelopedData.
     pub envelope: Vec<u8>,
@@ -382,16 +384,24 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
             ci.content_type
         )));
     }
-    let sd: SignedData = ci
+    let sd: LenientSignedData<'_> = ci
         .content
         .decode_as()
         .map_err(malformed("pkiMessage.signedData"))?;
-    let mut signers = sd.signer_infos.0.iter();
-    let (Some(si), None) = (signers.next(), signers.next()) else {
+    let mut infos = Vec::new();
+    let mut reader = der::SliceReader::new(sd.signer_infos.value())
+        .map_err(malformed("pkiMessage.signerInfos"))?;
+    while !der::Reader::is_finished(&reader) {
+        infos.push(
+            LenientSignerInfo::decode(&mut reader).map_err(malformed("pkiMessage.signerInfos"))?,
+        );
+    }
+    if sd.signer_infos.tag() != Tag::Set || infos.len() != 1 {
         return Err(ScepError::Malformed(
             "pkiMessage: exactly one SignerInfo is required".into(),
         ));
-    };
+    }
+    let si = &infos[0];
     let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
         ScepError::Malformed("pkiMessage: the SignerInfo has no signed attributes".into())
     })?;
@@ -423,13 +433,19 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
         info,
         why,
     };
-    let signer_der = signer_certificate(&sd, &si.sid).ok_or_else(|| {
-        fail(
-            FailInfo::BadCertId,
-            "the signer's certificate is not in the message".into(),
-        )
-    })?;
-    let signer = Certificate::from_der(&signer_der).map_err(|e| {
+    let signer = sd
+        .certificates
+        .iter()
+        .flatten()
+        .find(|c| sid_of(c).is_some_and(|sid| Ok(sid) == si.sid.to_der()))
+        .cloned()
+        .ok_or_else(|| {
+            fail(
+                FailInfo::BadCertId,
+                "the signer's certificate is not in the message".into(),
+            )
+        })?;
+    let signer_der = signer.to_der().map_err(|e| {
         fail(
             FailInfo::BadCertId,
             format!("the signer's certificate: {e}"),
@@ -569,6 +585,43 @@ fn signature_alg(a: &AlgorithmIdentifierOwned, hash: HashAlg) -> Result<SigAlg, 
         }
         other => Ok(other),
     }
+}
+
+/// A certificate parsed without RFC 5280's serial length limit.
+pub type RawCert = x509_cert::certificate::CertificateInner<x509_cert::certificate::Raw>;
+
+/// SignedData as clients send it: `cms`'s type but with certificates of any serial length and
+/// SignerInfos whose sid is kept as sent.
+#[derive(Sequence)]
+struct LenientSignedData<'a> {
+    version: u8,
+    digest_algorithms: der::AnyRef<'a>,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<Vec<RawCert>>,
+    signer_infos: der::AnyRef<'a>,
+}
+
+#[derive(Sequence)]
+struct LenientSignerInfo<'a> {
+    version: u8,
+    sid: der::AnyRef<'a>,
+    digest_alg: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    signed_attrs: Option<SetOfVec<Attribute>>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: OctetString,
+}
+
+/// The DER of IssuerAndSerialNumber for `c`, serial as long as it is.
+fn sid_of(c: &RawCert) -> Option<Vec<u8>> {
+    let tbs = c.tbs_certificate();
+    let mut body = tbs.issuer().to_der().ok()?;
+    body.extend(tbs.serial_number().to_der().ok()?);
+    der::asn1::AnyRef::new(Tag::Sequence, &body)
+        .ok()?
+        .to_der()
+        .ok()
 }
 
 /// The DER of the certificate in `sd` that `sid` names.
@@ -843,7 +896,7 @@ pub struct Ra<'a> {
 pub fn cert_rep(
     header: &Header,
     status: &Status,
-    recipient: Option<(&Certificate, ContentCipher)>,
+    recipient: Option<(&RawCert, ContentCipher)>,
     ra: &Ra<'_>,
 ) -> Result<Vec<u8>, X509Error> {
     let content = match status {
@@ -878,8 +931,23 @@ pub fn cert_rep(
     signed(content, attrs, ra.cert, ra.key)
 }
 
+#[derive(Sequence)]
+struct RawKtri<'a> {
+    version: u8,
+    rid: der::AnyRef<'a>,
+    key_enc_alg: AlgorithmIdentifierOwned,
+    enc_key: OctetString,
+}
+
+#[derive(Sequence)]
+struct RawEnveloped<'a> {
+    version: u8,
+    recip_infos: der::AnyRef<'a>,
+    encrypted_content: EncryptedContentInfo,
+}
+
 /// An EnvelopedData of `inner` for `to` (RSA key transport, PKCS#1 v1.5) with `cipher`.
-fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec<u8>, X509Error> {
+fn envelope(inner: &[u8], to: &RawCert, cipher: ContentCipher) -> Result<Vec<u8>, X509Error> {
     use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
     let cek = random(cipher.key_len())?;
     let iv = random(cipher.iv_len())?;
@@ -903,22 +971,23 @@ fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec
         .encrypt(&cek, &mut out)
         .map_err(|_| X509Error::internal("scep.recipient", "RSA key transport failed"))?
         .to_vec();
-    let mut recips = SetOfVec::new();
-    recips
-        .insert(RecipientInfo::Ktri(KeyTransRecipientInfo {
-            version: CmsVersion::V0,
-            rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(to)),
-            key_enc_alg: AlgorithmIdentifierOwned {
-                oid: alg::RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
-            enc_key: OctetString::new(enc_key).map_err(enc("scep.recipient"))?,
-        }))
-        .map_err(enc("scep.recipient"))?;
-    let ed = EnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(recips),
+    // Built with a raw rid: the recipient's serial may exceed RFC 5280's 20 octets.
+    let rid = sid_of(to)
+        .ok_or_else(|| X509Error::internal("scep.recipient", "cannot encode the recipient"))?;
+    let ktri = RawKtri {
+        version: 0,
+        rid: der::AnyRef::from_der(&rid).map_err(enc("scep.recipient"))?,
+        key_enc_alg: AlgorithmIdentifierOwned {
+            oid: alg::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        enc_key: OctetString::new(enc_key).map_err(enc("scep.recipient"))?,
+    }
+    .to_der()
+    .map_err(enc("scep.recipient"))?;
+    let ed = RawEnveloped {
+        version: 0,
+        recip_infos: der::AnyRef::new(Tag::Set, &ktri).map_err(enc("scep.recipient"))?,
         encrypted_content: EncryptedContentInfo {
             content_type: ID_DATA,
             content_enc_alg: AlgorithmIdentifierOwned {
@@ -927,7 +996,6 @@ fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec
             },
             encrypted_content: Some(OctetString::new(encrypted).map_err(enc("scep.envelope"))?),
         },
-        unprotected_attrs: None,
     };
     content_info(ID_ENVELOPED_DATA, &ed)
 }
@@ -950,7 +1018,9 @@ pub mod client {
         ra_cert: &Certificate,
         cipher: ContentCipher,
     ) -> Result<Vec<u8>, X509Error> {
-        let content = envelope(inner, ra_cert, cipher)?;
+        let ra = RawCert::from_der(&ra_cert.to_der().map_err(enc("scep.recipient"))?)
+            .map_err(enc("scep.recipient"))?;
+        let content = envelope(inner, &ra, cipher)?;
         let attrs = vec![
             attr(
                 CONTENT_TYPE,
