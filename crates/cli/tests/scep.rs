@@ -586,6 +586,17 @@ fn malformed_pki_messages_get_their_fail_info_and_store_nothing() {
         c.op(MessageType::RenewalReq, "cat-renew", &good.csr).0,
         Status::Failure(FailInfo::BadRequest)
     );
+    // A PKCSReq signed with another key than the CSR's: badRequest.
+    let stranger = device(work.path(), "cat4.fleet.test", Some(STATIC));
+    let c = Client {
+        url: url.clone(),
+        ra: ra_cert(&site),
+        dev: &stranger,
+    };
+    assert_eq!(
+        c.op(MessageType::PkcsReq, "cat-pop", &good.csr).0,
+        Status::Failure(FailInfo::BadRequest)
+    );
     // A certificate this CA never issued: badCertId.
     let ias = {
         use der::Encode;

@@ -276,6 +276,14 @@ async fn handle(
 ) -> Result<Outcome, Refusal> {
     require_rsa_signer(msg)?;
     let (inner, cipher) = scep::open_envelope(msg, &state.ra.key, &state.ra.cert)?;
+    if matches!(cipher, ContentCipher::DesCbc | ContentCipher::DesEde3Cbc) {
+        tracing::warn!(
+            endpoint = %ep.name,
+            transaction = %msg.header.transaction_id,
+            cipher = cipher.name(),
+            "SCEP client uses a legacy DES cipher; its answer is encrypted the same way"
+        );
+    }
     let key_sha256 = signer_key_sha256(msg)?;
     let site = &state.site;
     match msg.message_type {
@@ -300,6 +308,22 @@ async fn handle(
             }
             let csr = fleetpki_x509::csr::parse(&inner)
                 .map_err(|e| Refusal::Fail(FailInfo::BadRequest, e.to_string()))?;
+            // PKCSReq proves possession with a self-signed certificate for the CSR's own key
+            // (RFC 8894 2.3); a renewal is signed by the current certificate instead.
+            if msg.message_type == MessageType::PkcsReq {
+                let signer_spki = msg
+                    .signer
+                    .tbs_certificate()
+                    .subject_public_key_info()
+                    .to_der()
+                    .map_err(|e| Refusal::Fail(FailInfo::BadCertId, e.to_string()))?;
+                if signer_spki != csr.spki_der {
+                    return Err(Refusal::Fail(
+                        FailInfo::BadRequest,
+                        "the PKCSReq is signed with another key than the CSR's".into(),
+                    ));
+                }
+            }
             let auth = if msg.message_type == MessageType::RenewalReq {
                 ScepAuth::Renewal {
                     current_der: &msg.signer_der,
