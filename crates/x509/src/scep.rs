@@ -1253,6 +1253,7 @@ mod tests {
             ContentCipher::Aes192Cbc,
             ContentCipher::Aes256Cbc,
             ContentCipher::DesEde3Cbc,
+            ContentCipher::DesCbc,
         ] {
             let nonce = [7u8; 16];
             let der = request(
