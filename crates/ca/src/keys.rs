@@ -22,6 +22,8 @@ pub enum KeyRole {
     SiteSigning,
     /// The TLS key of the site's roles in enhanced HTTP (its certificate comes from the site CA).
     SiteSystem,
+    /// The SCEP registration authority's RSA key (key transport and CertRep signatures).
+    ScepRa,
 }
 
 impl KeyRole {
@@ -31,6 +33,7 @@ impl KeyRole {
             Self::Issuing => "issuing",
             Self::SiteSigning => "site-signing",
             Self::SiteSystem => "site-system",
+            Self::ScepRa => "scep-ra",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod keys;
 mod profile;
 pub mod responder;
 pub mod revocation;
+pub mod scep;
 pub mod site;
 pub mod site_system;
 pub mod templates;

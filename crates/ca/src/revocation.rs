@@ -72,7 +72,7 @@ impl Site {
                     "this site has no issuing CA (it was created one-tier)",
                 )
             })?,
-            KeyRole::SiteSigning | KeyRole::SiteSystem => {
+            KeyRole::SiteSigning | KeyRole::SiteSystem | KeyRole::ScepRa => {
                 return Err(refuse(
                     "--issuer",
                     "only the root and issuing CAs sign CRLs",

@@ -133,6 +133,20 @@ impl Site {
         presented: &Presented<'_>,
         actor: &Actor,
     ) -> Result<Submitted, CaError> {
+        self.submit_with_token_and(template, csr_bytes, presented, actor, Vec::new())
+            .await
+    }
+
+    /// [`Site::submit_with_token`], committing `with` in the same transaction (SCEP records its
+    /// transaction so).
+    pub async fn submit_with_token_and(
+        &self,
+        template: &str,
+        csr_bytes: &[u8],
+        presented: &Presented<'_>,
+        actor: &Actor,
+        with: Vec<Change>,
+    ) -> Result<Submitted, CaError> {
         let token = self.token_check(presented).await?;
         let now = fleetpki_model::now();
         if token.used_at.is_some() {
@@ -170,7 +184,7 @@ impl Site {
             &token.principal,
             csr_bytes,
             actor,
-            vec![consume],
+            std::iter::once(consume).chain(with).collect(),
         )
         .await
         .map_err(|e| match e {

@@ -72,6 +72,9 @@ enum Command {
     /// The ACME role: external account binding keys.
     #[command(subcommand)]
     Acme(cmd::acme::AcmeCmd),
+    /// SCEP: one-time challenge passwords.
+    #[command(subcommand)]
+    Scep(cmd::scep::ScepCmd),
     /// Admin API tokens (kept, hashed, in the serve config).
     #[command(subcommand)]
     ApiToken(cmd::token::ApiTokenCmd),
@@ -180,6 +183,7 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Audit(c) => cmd::audit::run(&ctx, c).await,
         Command::Client(c) => cmd::client::run(&ctx, c).await,
         Command::Token(c) => cmd::token::run(&ctx, c).await,
+        Command::Scep(c) => cmd::scep::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
         Command::Acme(c) => cmd::acme::run(&ctx, c).await,
         Command::Status(c) => cmd::status::run(&ctx, c).await,

@@ -24,11 +24,13 @@ pub enum Role {
     Est,
     /// ACME (RFC 8555) for web servers (HTTPS); off unless the config enables it.
     Acme,
+    /// SCEP (RFC 8894) for devices that never run the agent; opt-in (`[roles.scep]`).
+    Scep,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Crl,
         Role::Ocsp,
         Role::FallbackStatusPoint,
@@ -36,6 +38,7 @@ impl Role {
         Role::Api,
         Role::Est,
         Role::Acme,
+        Role::Scep,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Role {
             Role::FallbackStatusPoint => "fallback-status-point",
             Role::Est => "est",
             Role::Acme => "acme",
+            Role::Scep => "scep",
         }
     }
 
@@ -58,10 +62,10 @@ impl Role {
         )
     }
 
-    /// Runs when the config does not mention it. EST and ACME must be asked for (a
+    /// Runs when the config does not mention it. EST, ACME and SCEP must be asked for (a
     /// `[roles.NAME]` table): they name the templates they issue under.
-    fn on_by_default(self) -> bool {
-        !matches!(self, Role::Est | Role::Acme)
+    pub fn on_by_default(self) -> bool {
+        !matches!(self, Role::Est | Role::Acme | Role::Scep)
     }
 
     /// Whether a TLS role refuses a handshake without a client certificate.
@@ -272,6 +276,27 @@ struct RawRole {
     dns_server: Option<String>,
     external_account_required: Option<bool>,
     authz_reuse_secs: Option<i64>,
+    /// SCEP: `[roles.scep.endpoints.NAME]`.
+    endpoints: Option<BTreeMap<String, RawScepEndpoint>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScepEndpoint {
+    template: Option<String>,
+    principal: Option<String>,
+    challenge_sha256: Option<String>,
+}
+
+/// One SCEP endpoint (`/scep/NAME`): the template it enrolls for and, optionally, a static
+/// challenge password (SHA-256 only) that enrolls as `principal`. One-time challenges
+/// (`fleetpki scep challenge`) work on every endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScepEndpoint {
+    pub name: String,
+    pub template: String,
+    /// Lower-case hex SHA-256 of the static challenge, and whom it enrolls as.
+    pub static_challenge: Option<(String, String)>,
 }
 
 /// One role's settings.
@@ -289,6 +314,8 @@ pub struct RoleConfig {
     pub est: Option<EstConfig>,
     /// The acme role's settings (that role only).
     pub acme: Option<AcmeConfig>,
+    /// The SCEP endpoints (the `scep` role only; empty elsewhere).
+    pub scep_endpoints: Vec<ScepEndpoint>,
 }
 
 /// `[roles.est]`: which template each EST path serves.
@@ -516,6 +543,19 @@ impl ServeConfig {
                     return Err(err(key("signer"), "only the ocsp role has a signer"));
                 }
             };
+            let scep_endpoints = match (role, r.endpoints) {
+                (Role::Scep, Some(e)) => build_scep_endpoints(e)?,
+                (Role::Scep, None) => {
+                    return Err(err(
+                        key("endpoints"),
+                        "at least one endpoint is needed: [roles.scep.endpoints.NAME] with template = \"…\"",
+                    ));
+                }
+                (_, None) => Vec::new(),
+                (_, Some(_)) => {
+                    return Err(err(key("endpoints"), "only the scep role has endpoints"));
+                }
+            };
             roles.push(RoleConfig {
                 role,
                 listen,
@@ -524,6 +564,7 @@ impl ServeConfig {
                 signer,
                 est,
                 acme,
+                scep_endpoints,
             });
         }
         check_shared_addresses(&roles)?;
@@ -642,6 +683,71 @@ fn build_acme(role: Role, r: &RawRole) -> Result<Option<AcmeConfig>, ConfigError
         external_account_required,
         authz_reuse_secs,
     }))
+}
+
+fn build_scep_endpoints(
+    raw: BTreeMap<String, RawScepEndpoint>,
+) -> Result<Vec<ScepEndpoint>, ConfigError> {
+    let mut out = Vec::new();
+    for (name, e) in raw {
+        let key = |k: &str| format!("roles.scep.endpoints.{name}.{k}");
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(err(
+                format!("roles.scep.endpoints.{name}"),
+                "an endpoint name is 1-64 letters, digits, '-' or '_' (it is the URL path /scep/NAME)",
+            ));
+        }
+        let template = e.template.filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+            err(
+                key("template"),
+                "required: the template this endpoint enrolls for",
+            )
+        })?;
+        let static_challenge = match (e.challenge_sha256, e.principal) {
+            (None, None) => None,
+            (Some(h), Some(p)) => {
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(err(
+                        key("challenge_sha256"),
+                        "must be 64 hex digits: the SHA-256 of the static challenge password (printf %s SECRET | sha256sum)",
+                    ));
+                }
+                if p.trim().is_empty() {
+                    return Err(err(key("principal"), "must not be empty"));
+                }
+                Some((h.to_ascii_lowercase(), p))
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    key("principal"),
+                    "required with challenge_sha256: the directory principal the static challenge enrolls as",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    key("challenge_sha256"),
+                    "required with principal (without a static challenge, only one-time challenges enroll)",
+                ));
+            }
+        };
+        out.push(ScepEndpoint {
+            name,
+            template,
+            static_challenge,
+        });
+    }
+    if out.is_empty() {
+        return Err(err(
+            "roles.scep.endpoints",
+            "at least one endpoint is needed: [roles.scep.endpoints.NAME] with template = \"…\"",
+        ));
+    }
+    Ok(out)
 }
 
 /// A plain-HTTP role and a TLS role cannot share one socket.
@@ -913,6 +1019,27 @@ mod tests {
                 "roles.acme.dns_server",
             ),
             ("[roles.api]\ntemplate = \"t\"\n", "roles.api.template"),
+            ("[roles.scep]\n", "roles.scep.endpoints"),
+            (
+                "[roles.scep.endpoints.dev]\nprincipal = \"ndes\"\n",
+                "roles.scep.endpoints.dev.template",
+            ),
+            (
+                "[roles.scep.endpoints.dev]\ntemplate = \"T\"\nchallenge_sha256 = \"abc\"\nprincipal = \"p\"\n",
+                "roles.scep.endpoints.dev.challenge_sha256",
+            ),
+            (
+                "[roles.scep.endpoints.dev]\ntemplate = \"T\"\nchallenge_sha256 = \"abc\"\n",
+                "roles.scep.endpoints.dev.principal",
+            ),
+            (
+                "[roles.scep.endpoints.\"a/b\"]\ntemplate = \"T\"\n",
+                "roles.scep.endpoints.a/b",
+            ),
+            (
+                "[roles.crl.endpoints.dev]\ntemplate = \"T\"\n",
+                "roles.crl.endpoints",
+            ),
             ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
             ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
             (
@@ -998,7 +1125,20 @@ mod tests {
     #[test]
     fn ocsp_shares_the_crl_address_unless_told_otherwise() {
         let c = ServeConfig::defaults("http://localhost:8080").unwrap();
-        assert_eq!(c.roles.len(), 5);
+        assert_eq!(c.roles.len(), 5, "scep is opt-in");
+        let c = ServeConfig::parse(
+            "[roles.scep.endpoints.dev]\ntemplate = \"Device\"\n",
+            "http://localhost:8080",
+        )
+        .unwrap();
+        assert_eq!(
+            role(&c, Role::Scep).scep_endpoints,
+            vec![ScepEndpoint {
+                name: "dev".into(),
+                template: "Device".into(),
+                static_challenge: None
+            }]
+        );
         let crl = role(&c, Role::Crl).listen;
         assert_eq!(role(&c, Role::Ocsp).listen, crl);
         assert_eq!(role(&c, Role::Ocsp).signer, OcspSigner::Ca);

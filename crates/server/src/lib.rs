@@ -10,7 +10,7 @@ mod ratelimit;
 mod roles;
 pub mod tls;
 
-pub use config::{ConfigError, OcspSigner, Role, RoleConfig, ServeConfig, TlsMode};
+pub use config::{ConfigError, OcspSigner, Role, RoleConfig, ScepEndpoint, ServeConfig, TlsMode};
 
 use axum::Router;
 use fleetpki_ca::Site;
@@ -73,6 +73,8 @@ pub(crate) struct AppState {
     pub policy_cache: roles::mp::PolicyCache,
     /// Whom each site-issued client certificate was issued to (the management point's lookup).
     pub issued_to: roles::mp::IssuedTo,
+    /// The SCEP registration authority (the `scep` role only).
+    pub scep_ra: Option<Arc<fleetpki_ca::scep::ScepRa>>,
 }
 
 /// A running server: the URL of each role, and the means to stop it.
@@ -124,6 +126,18 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
     } else {
         None
     };
+    let scep_ra = if config.roles.iter().any(|r| r.role == Role::Scep) {
+        let ra = site
+            .scep_ra(fleetpki_model::now())
+            .await
+            .map_err(|source| ServeError::Role {
+                role: "scep",
+                source,
+            })?;
+        Some(Arc::new(ra))
+    } else {
+        None
+    };
     let policy_version = site.store.policy_version().await.unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the policy version; site maintenance retries");
         0
@@ -138,6 +152,7 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
         urls: OnceLock::new(),
         policy_cache: Default::default(),
         issued_to: Default::default(),
+        scep_ra,
     });
     // Roles on one fixed address share its socket (CRL and OCSP under the site's base URL);
     // each role on an ephemeral port gets its own.

@@ -103,6 +103,9 @@ impl Store for Down {
     async fn token(&self, _: &str) -> Result<Option<EnrollToken>, StoreError> {
         down()
     }
+    async fn scep_transaction(&self, _: &str, _: &str) -> Result<Option<i64>, StoreError> {
+        down()
+    }
     async fn policy_version(&self) -> Result<i64, StoreError> {
         down()
     }

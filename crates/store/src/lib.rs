@@ -167,6 +167,19 @@ pub enum Change {
     /// Inserts or replaces an ACME authorization (a challenge's outcome). `NotFound` if the
     /// account does not exist.
     AcmePutAuthz { authz: AcmeAuthz },
+    /// Records which request a SCEP transaction made (the requester key's SHA-256 and the
+    /// client's transactionID). `request_id` None names the request a `SubmitRequest` earlier
+    /// in the same `apply` created (`NotFound` if there is none). `Conflict` if the pair is
+    /// already recorded, unless `replace` (a renewal signed by the certificate the recorded
+    /// request issued: clients that derive the transactionID from the key reuse it). Not
+    /// audited: the request's own events say what happened.
+    RecordScepTransaction {
+        key_sha256: String,
+        transaction_id: String,
+        request_id: Option<i64>,
+        at: UnixTime,
+        replace: bool,
+    },
 }
 
 /// What a change produced.
@@ -251,6 +264,13 @@ pub trait Store: Send + Sync {
     async fn clients(&self, status: Option<ClientStatus>) -> Result<Vec<ClientRecord>, StoreError>;
 
     async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError>;
+
+    /// The request a SCEP transaction made, by requester key SHA-256 and transactionID.
+    async fn scep_transaction(
+        &self,
+        key_sha256: &str,
+        transaction_id: &str,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// The policy version: 0 before any policy change, then raised by every `PutTemplate`,
     /// `PutPrincipal`, `AddMember` (the directory decides what a client's policy grants) and

@@ -303,6 +303,47 @@ fn same_digest(a: &str, b: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
+async fn record_scep_transaction(
+    tx: &mut Tx,
+    key_sha256: &str,
+    transaction_id: &str,
+    request_id: i64,
+    at: UnixTime,
+    replace: bool,
+) -> Result<(), StoreError> {
+    if tx
+        .fetch_optional("SELECT 1 FROM requests WHERE id = $1", args![request_id])
+        .await?
+        .is_none()
+    {
+        return Err(not_found("request", request_id));
+    }
+    let n = if replace {
+        tx.exec(
+            "INSERT INTO scep_transactions (key_sha256, transaction_id, request_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key_sha256, transaction_id) \
+             DO UPDATE SET request_id = excluded.request_id, created_at = excluded.created_at",
+            args![key_sha256, transaction_id, request_id, at],
+        )
+        .await?
+    } else {
+        tx.exec(
+            "INSERT INTO scep_transactions (key_sha256, transaction_id, request_id, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (key_sha256, transaction_id) DO NOTHING",
+            args![key_sha256, transaction_id, request_id, at],
+        )
+        .await?
+    };
+    if n == 0 {
+        return Err(conflict(
+            "SCEP transaction",
+            transaction_id,
+            "already recorded for this key",
+        ));
+    }
+    Ok(())
+}
+
 async fn consume_token(
     tx: &mut Tx,
     id: &str,
@@ -607,6 +648,17 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 ));
             }
             chain.append(tx, audit).await?;
+        }
+        Change::RecordScepTransaction {
+            key_sha256,
+            transaction_id,
+            request_id,
+            at,
+            replace,
+        } => {
+            let id =
+                request_id.ok_or_else(|| not_found("request", "(none submitted in this batch)"))?;
+            record_scep_transaction(tx, &key_sha256, &transaction_id, id, at, replace).await?;
         }
         Change::ConsumeToken {
             id,
@@ -987,6 +1039,10 @@ const DUMP: &[(&str, &[Kind])] = &[
         "SELECT id, account, identifier, status, expires, body FROM acme_authorizations ORDER BY id",
         &[T, T, T, T, I, T],
     ),
+    (
+        "SELECT key_sha256, transaction_id, request_id, created_at FROM scep_transactions ORDER BY key_sha256, transaction_id",
+        &[T, T, I, I],
+    ),
 ];
 
 /// Feeds one value into the digest: a tag (null, int, text, blob), then a length-prefixed
@@ -1065,8 +1121,30 @@ impl<B> Store for SqlStore<B> {
             hash: head.get("hash")?,
         };
         let mut out = Vec::with_capacity(changes.len());
+        let mut last_request = None;
         for change in changes {
-            out.push(apply_one(&mut tx, &mut chain, change).await?);
+            // A SCEP transaction without an id names the request submitted before it.
+            let change = match change {
+                Change::RecordScepTransaction {
+                    key_sha256,
+                    transaction_id,
+                    request_id: None,
+                    at,
+                    replace,
+                } => Change::RecordScepTransaction {
+                    key_sha256,
+                    transaction_id,
+                    request_id: last_request,
+                    at,
+                    replace,
+                },
+                other => other,
+            };
+            let applied = apply_one(&mut tx, &mut chain, change).await?;
+            if let Applied::Request { id } = applied {
+                last_request = Some(id);
+            }
+            out.push(applied);
         }
         if chain.seq != start {
             tx.exec(
@@ -1433,6 +1511,21 @@ impl<B> Store for SqlStore<B> {
             .await?
             .as_ref()
             .map(token_from)
+            .transpose()
+    }
+
+    async fn scep_transaction(
+        &self,
+        key_sha256: &str,
+        transaction_id: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        self.db
+            .fetch_optional(
+                "SELECT request_id FROM scep_transactions WHERE key_sha256 = $1 AND transaction_id = $2",
+                args![key_sha256, transaction_id],
+            )
+            .await?
+            .map(|r| r.get("request_id"))
             .transpose()
     }
 

@@ -144,7 +144,8 @@ contract!(
     token_used_once_under_concurrency,
     policy_version,
     acme_state,
-    requests_by_submitter;
+    requests_by_submitter,
+    scep_transactions;
     url: two_stores_one_chain,
     site_state_shared,
 );
@@ -1456,6 +1457,9 @@ impl Store for Held {
     async fn token(&self, id: &str) -> Result<Option<EnrollToken>, StoreError> {
         self.inner.token(id).await
     }
+    async fn scep_transaction(&self, k: &str, t: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.scep_transaction(k, t).await
+    }
     async fn policy_version(&self) -> Result<i64, StoreError> {
         self.inner.policy_version().await
     }
@@ -2385,6 +2389,69 @@ async fn token_authorises_issuance(s: Arc<dyn Store>) {
     assert_conflict(e, "certificate", "0a01");
     assert_eq!(s.token("t2").await.unwrap().unwrap().used_at, None);
     assert_eq!(assert_chain(s).await, 3 + 2, "three tokens, one issuance");
+}
+
+async fn scep_transactions(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    let rec = |key: &str, tid: &str, id: Option<i64>| Change::RecordScepTransaction {
+        key_sha256: key.into(),
+        transaction_id: tid.into(),
+        request_id: id,
+        at: 1_700_000_000,
+        replace: false,
+    };
+    // Recorded with the request the same batch submits.
+    let out = s
+        .apply(vec![
+            submit(new_request("PC1"), Decision::Pending),
+            rec("k1", "t1", None),
+        ])
+        .await
+        .unwrap();
+    let Applied::Request { id } = out[0] else {
+        panic!("expected a request id, got {:?}", out[0])
+    };
+    assert_eq!(s.scep_transaction("k1", "t1").await.unwrap(), Some(id));
+    // Another key with the same transaction ID is another transaction.
+    assert_eq!(s.scep_transaction("k2", "t1").await.unwrap(), None);
+    let head = s.audit_head().await.unwrap();
+    // The same pair twice: refused with the request it came with.
+    let e = refused(
+        s,
+        vec![
+            submit(new_request("PC1"), Decision::Pending),
+            rec("k1", "t1", None),
+        ],
+    )
+    .await;
+    assert_conflict(e, "SCEP transaction", "t1");
+    // No request in the batch, or an unknown one: NotFound.
+    let e = refused(s, vec![rec("k3", "t3", None)]).await;
+    assert!(matches!(e, StoreError::NotFound { .. }), "{e:?}");
+    let e = refused(s, vec![rec("k3", "t3", Some(id + 100))]).await;
+    assert_not_found(e, "request", &(id + 100).to_string());
+    assert_eq!(s.requests(None).await.unwrap().len(), 1);
+    assert_eq!(s.audit_head().await.unwrap(), head);
+    assert_eq!(s.scep_transaction("k3", "t3").await.unwrap(), None);
+    // A renewal replaces the pair's request.
+    let out = s
+        .apply(vec![
+            submit(new_request("PC1"), Decision::Pending),
+            Change::RecordScepTransaction {
+                key_sha256: "k1".into(),
+                transaction_id: "t1".into(),
+                request_id: None,
+                at: 1_700_000_001,
+                replace: true,
+            },
+        ])
+        .await
+        .unwrap();
+    let Applied::Request { id: renewed } = out[0] else {
+        panic!("expected a request id, got {:?}", out[0])
+    };
+    assert_ne!(renewed, id);
+    assert_eq!(s.scep_transaction("k1", "t1").await.unwrap(), Some(renewed));
 }
 
 async fn token_used_once_under_concurrency(s: Arc<dyn Store>) {

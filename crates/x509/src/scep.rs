@@ -40,6 +40,7 @@ const RECIPIENT_NONCE: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.6");
 const TRANSACTION_ID: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.7");
 const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
 const MD5: Oid = Oid::new_unwrap("1.2.840.113549.2.5");
+const SHA1_WITH_RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.5");
 const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
 const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
 const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
@@ -47,6 +48,7 @@ const AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
 const AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
 const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
 const DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
+const DES_CBC: Oid = Oid::new_unwrap("1.3.14.3.2.7");
 
 /// The longest nonce or transaction ID accepted (RFC 8894 nonces are 16 bytes).
 const MAX_ATTR_LEN: usize = 128;
@@ -145,7 +147,9 @@ pub struct PkiMessage {
     pub header: Header,
     pub message_type: MessageType,
     /// The certificate that signed it (self-signed for PKCSReq, the current one for renewal).
-    pub signer: Certificate,
+    /// Parsed without RFC 5280's 20-octet serial limit: clients' self-signed certificates
+    /// (certmonger's) carry longer serials.
+    pub signer: RawCert,
     pub signer_der: Vec<u8>,
     /// The signed content: a ContentInfo holding the EnvelopedData.
     pub envelope: Vec<u8>,
@@ -174,6 +178,9 @@ pub enum ContentCipher {
     Aes192Cbc,
     Aes256Cbc,
     DesEde3Cbc,
+    /// Single DES: only read from (and answered to) the legacy clients that send nothing else,
+    /// such as micromdm's scepclient as Debian ships it; never offered.
+    DesCbc,
 }
 
 impl ContentCipher {
@@ -183,6 +190,7 @@ impl ContentCipher {
             AES192_CBC => Some(Self::Aes192Cbc),
             AES256_CBC => Some(Self::Aes256Cbc),
             DES_EDE3_CBC => Some(Self::DesEde3Cbc),
+            DES_CBC => Some(Self::DesCbc),
             _ => None,
         }
     }
@@ -193,11 +201,13 @@ impl ContentCipher {
             Self::Aes192Cbc => AES192_CBC,
             Self::Aes256Cbc => AES256_CBC,
             Self::DesEde3Cbc => DES_EDE3_CBC,
+            Self::DesCbc => DES_CBC,
         }
     }
 
     fn key_len(self) -> usize {
         match self {
+            Self::DesCbc => 8,
             Self::Aes128Cbc => 16,
             Self::Aes192Cbc | Self::DesEde3Cbc => 24,
             Self::Aes256Cbc => 32,
@@ -206,7 +216,7 @@ impl ContentCipher {
 
     fn iv_len(self) -> usize {
         match self {
-            Self::DesEde3Cbc => 8,
+            Self::DesEde3Cbc | Self::DesCbc => 8,
             _ => 16,
         }
     }
@@ -217,6 +227,7 @@ impl ContentCipher {
             Self::Aes192Cbc => "aes192-CBC",
             Self::Aes256Cbc => "aes256-CBC",
             Self::DesEde3Cbc => "des-ede3-cbc",
+            Self::DesCbc => "des-cbc",
         }
     }
 
@@ -226,10 +237,19 @@ impl ContentCipher {
             UnboundCipherKey,
         };
         use aws_lc_rs::iv::FixedLength;
-        if self == Self::DesEde3Cbc {
+        {
             use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
-            let dec = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).ok()?;
-            return dec.decrypt_padded_vec::<Pkcs7>(data).ok();
+            match self {
+                Self::DesEde3Cbc => {
+                    let dec = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).ok()?;
+                    return dec.decrypt_padded_vec::<Pkcs7>(data).ok();
+                }
+                Self::DesCbc => {
+                    let dec = cbc::Decryptor::<des::Des>::new_from_slices(key, iv).ok()?;
+                    return dec.decrypt_padded_vec::<Pkcs7>(data).ok();
+                }
+                _ => {}
+            }
         }
         let algorithm = match self {
             Self::Aes128Cbc => &AES_128,
@@ -253,11 +273,21 @@ impl ContentCipher {
         };
         use aws_lc_rs::iv::FixedLength;
         let failed = |_| X509Error::internal("scep.envelope", "content encryption failed");
-        if self == Self::DesEde3Cbc {
+        {
             use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
-            let enc = cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
-                .map_err(|_| X509Error::internal("scep.envelope", "bad 3DES key or IV"))?;
-            return Ok(enc.encrypt_padded_vec::<Pkcs7>(data));
+            let bad = |_| X509Error::internal("scep.envelope", "bad DES key or IV");
+            match self {
+                Self::DesEde3Cbc => {
+                    let enc =
+                        cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv).map_err(bad)?;
+                    return Ok(enc.encrypt_padded_vec::<Pkcs7>(data));
+                }
+                Self::DesCbc => {
+                    let enc = cbc::Encryptor::<des::Des>::new_from_slices(key, iv).map_err(bad)?;
+                    return Ok(enc.encrypt_padded_vec::<Pkcs7>(data));
+                }
+                _ => {}
+            }
         }
         let algorithm = match self {
             Self::Aes128Cbc => &AES_128,
@@ -290,6 +320,27 @@ fn random(n: usize) -> Result<Vec<u8>, X509Error> {
     aws_lc_rs::rand::fill(&mut v)
         .map_err(|_| X509Error::internal("scep", "the system random generator failed"))?;
     Ok(v)
+}
+
+/// The digest of a request's SignerInfo.
+#[derive(Clone, Copy)]
+enum Digest {
+    Sha1,
+    Sha2(HashAlg),
+}
+
+impl Digest {
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Self::Sha2(h) => digest(h, data),
+            #[allow(deprecated)]
+            Self::Sha1 => {
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+                    .as_ref()
+                    .to_vec()
+            }
+        }
+    }
 }
 
 fn digest(hash: HashAlg, data: &[u8]) -> Vec<u8> {
@@ -333,16 +384,24 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
             ci.content_type
         )));
     }
-    let sd: SignedData = ci
+    let sd: LenientSignedData<'_> = ci
         .content
         .decode_as()
         .map_err(malformed("pkiMessage.signedData"))?;
-    let mut signers = sd.signer_infos.0.iter();
-    let (Some(si), None) = (signers.next(), signers.next()) else {
+    let mut infos = Vec::new();
+    let mut reader = der::SliceReader::new(sd.signer_infos.value())
+        .map_err(malformed("pkiMessage.signerInfos"))?;
+    while !der::Reader::is_finished(&reader) {
+        infos.push(
+            LenientSignerInfo::decode(&mut reader).map_err(malformed("pkiMessage.signerInfos"))?,
+        );
+    }
+    if sd.signer_infos.tag() != Tag::Set || infos.len() != 1 {
         return Err(ScepError::Malformed(
             "pkiMessage: exactly one SignerInfo is required".into(),
         ));
-    };
+    }
+    let si = &infos[0];
     let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
         ScepError::Malformed("pkiMessage: the SignerInfo has no signed attributes".into())
     })?;
@@ -374,26 +433,36 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
         info,
         why,
     };
-    let signer_der = signer_certificate(&sd, &si.sid).ok_or_else(|| {
-        fail(
-            FailInfo::BadCertId,
-            "the signer's certificate is not in the message".into(),
-        )
-    })?;
-    let signer = Certificate::from_der(&signer_der).map_err(|e| {
+    let signer = sd
+        .certificates
+        .iter()
+        .flatten()
+        .find(|c| sid_of(c).is_some_and(|sid| Ok(sid) == si.sid.to_der()))
+        .cloned()
+        .ok_or_else(|| {
+            fail(
+                FailInfo::BadCertId,
+                "the signer's certificate is not in the message".into(),
+            )
+        })?;
+    let signer_der = signer.to_der().map_err(|e| {
         fail(
             FailInfo::BadCertId,
             format!("the signer's certificate: {e}"),
         )
     })?;
-    let hash = match si.digest_alg.oid {
-        SHA256 => HashAlg::Sha256,
-        SHA384 => HashAlg::Sha384,
-        SHA512 => HashAlg::Sha512,
-        SHA1 | MD5 => {
+    // SHA-1 is accepted for the pkiMessage's own signature only, from RSA signers: micromdm's
+    // scepclient (Debian's) and other legacy clients sign with it whatever GetCACaps says.
+    // The CSR inside and every certificate are held to SHA-2 by the CSR parser. MD5 is refused.
+    let digest_alg = match si.digest_alg.oid {
+        SHA256 => Digest::Sha2(HashAlg::Sha256),
+        SHA384 => Digest::Sha2(HashAlg::Sha384),
+        SHA512 => Digest::Sha2(HashAlg::Sha512),
+        SHA1 => Digest::Sha1,
+        MD5 => {
             return Err(fail(
                 FailInfo::BadAlg,
-                "SHA-1 and MD5 digests are refused; use SHA-256".into(),
+                "MD5 digests are refused; use SHA-256".into(),
             ));
         }
         other => {
@@ -421,14 +490,12 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
     let claimed = first_value(attrs, &MESSAGE_DIGEST)
         .and_then(|v| v.decode_as::<OctetString>().ok())
         .map(|o| o.as_bytes().to_vec());
-    if claimed.as_deref() != Some(digest(hash, &content).as_slice()) {
+    if claimed.as_deref() != Some(digest_alg.digest(&content).as_slice()) {
         return Err(fail(
             FailInfo::BadMessageCheck,
             "the messageDigest attribute does not match the content".into(),
         ));
     }
-    let sig_alg =
-        signature_alg(&si.signature_algorithm, hash).map_err(|why| fail(FailInfo::BadAlg, why))?;
     let signed = attrs
         .to_der()
         .map_err(|e| fail(FailInfo::BadRequest, format!("signed attributes: {e}")))?;
@@ -439,18 +506,41 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
         .map_err(|e| fail(FailInfo::BadCertId, format!("the signer's key: {e}")))?;
     let key =
         alg::parse_spki("scep.signer", &spki).map_err(|e| fail(FailInfo::BadAlg, e.to_string()))?;
-    alg::verify(
-        "scep",
-        &key,
-        sig_alg,
-        &signed,
-        si.signature.as_bytes(),
-        "the signature does not verify against the signer's certificate",
-    )
-    .map_err(|e| match e {
-        X509Error::BadSignature { rule, .. } => fail(FailInfo::BadMessageCheck, rule),
-        other => fail(FailInfo::BadAlg, other.to_string()),
-    })?;
+    let bad_sig = "the signature does not verify against the signer's certificate";
+    match digest_alg {
+        Digest::Sha2(hash) => {
+            let sig_alg = signature_alg(&si.signature_algorithm, hash)
+                .map_err(|why| fail(FailInfo::BadAlg, why))?;
+            alg::verify(
+                "scep",
+                &key,
+                sig_alg,
+                &signed,
+                si.signature.as_bytes(),
+                bad_sig,
+            )
+            .map_err(|e| match e {
+                X509Error::BadSignature { rule, .. } => fail(FailInfo::BadMessageCheck, rule),
+                other => fail(FailInfo::BadAlg, other.to_string()),
+            })?;
+        }
+        Digest::Sha1 => {
+            if !(si.signature_algorithm.oid == alg::RSA_ENCRYPTION
+                || si.signature_algorithm.oid == SHA1_WITH_RSA)
+                || key.info.family != fleetpki_model::template::KeyFamily::Rsa
+            {
+                return Err(fail(
+                    FailInfo::BadAlg,
+                    "a SHA-1 pkiMessage signature is accepted from RSA keys only".into(),
+                ));
+            }
+            #[allow(deprecated)]
+            let alg = &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY;
+            aws_lc_rs::signature::UnparsedPublicKey::new(alg, key.key_bits())
+                .verify(&signed, si.signature.as_bytes())
+                .map_err(|_| fail(FailInfo::BadMessageCheck, bad_sig.into()))?;
+        }
+    }
     let Some(message_type) = message_type else {
         return Err(fail(
             FailInfo::BadRequest,
@@ -495,6 +585,43 @@ fn signature_alg(a: &AlgorithmIdentifierOwned, hash: HashAlg) -> Result<SigAlg, 
         }
         other => Ok(other),
     }
+}
+
+/// A certificate parsed without RFC 5280's serial length limit.
+pub type RawCert = x509_cert::certificate::CertificateInner<x509_cert::certificate::Raw>;
+
+/// SignedData as clients send it: `cms`'s type but with certificates of any serial length and
+/// SignerInfos whose sid is kept as sent.
+#[derive(Sequence)]
+struct LenientSignedData<'a> {
+    version: u8,
+    digest_algorithms: der::AnyRef<'a>,
+    encap_content_info: EncapsulatedContentInfo,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    certificates: Option<Vec<RawCert>>,
+    signer_infos: der::AnyRef<'a>,
+}
+
+#[derive(Sequence)]
+struct LenientSignerInfo<'a> {
+    version: u8,
+    sid: der::AnyRef<'a>,
+    digest_alg: AlgorithmIdentifierOwned,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    signed_attrs: Option<SetOfVec<Attribute>>,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: OctetString,
+}
+
+/// The DER of IssuerAndSerialNumber for `c`, serial as long as it is.
+fn sid_of(c: &RawCert) -> Option<Vec<u8>> {
+    let tbs = c.tbs_certificate();
+    let mut body = tbs.issuer().to_der().ok()?;
+    body.extend(tbs.serial_number().to_der().ok()?);
+    der::asn1::AnyRef::new(Tag::Sequence, &body)
+        .ok()?
+        .to_der()
+        .ok()
 }
 
 /// The DER of the certificate in `sd` that `sid` names.
@@ -546,7 +673,7 @@ pub fn open_envelope(
             "the signed content is not an EnvelopedData",
         ));
     }
-    let ed: EnvelopedData = ci
+    let ed: LenientEnveloped<'_> = ci
         .content
         .decode_as()
         .map_err(|_| fail(FailInfo::BadRequest, "the EnvelopedData does not parse"))?;
@@ -588,14 +715,14 @@ pub fn open_envelope(
         ));
     }
     let eci = &ed.encrypted_content;
-    let cipher = ContentCipher::from_oid(&eci.content_enc_alg.oid).ok_or_else(|| {
+    let content_enc_alg = &eci.content_enc_alg;
+    let cipher = ContentCipher::from_oid(&content_enc_alg.oid).ok_or_else(|| {
         fail(
             FailInfo::BadAlg,
-            "the content cipher must be AES-CBC (128, 192 or 256) or des-ede3-cbc; DES is refused",
+            "the content cipher must be AES-CBC (128, 192 or 256), or des-ede3-cbc / des-cbc from legacy clients",
         )
     })?;
-    let iv = eci
-        .content_enc_alg
+    let iv = content_enc_alg
         .parameters
         .as_ref()
         .and_then(|p| p.decode_as::<OctetString>().ok())
@@ -607,18 +734,57 @@ pub fn open_envelope(
                 "the content cipher's IV is missing or of the wrong length",
             )
         })?;
-    let data = eci.encrypted_content.as_ref().ok_or_else(|| {
-        fail(
-            FailInfo::BadRequest,
-            "the envelope has no encrypted content",
-        )
-    })?;
+    let data = eci
+        .encrypted_content
+        .as_ref()
+        .and_then(octets_of)
+        .ok_or_else(|| {
+            fail(
+                FailInfo::BadRequest,
+                "the envelope has no encrypted content",
+            )
+        })?;
     let cek = transport_key(ra_key, ktri.enc_key.as_bytes(), cipher.key_len())
         .map_err(|_| fail(FailInfo::BadMessageCheck, "the envelope does not decrypt"))?;
     let plain = cipher
-        .decrypt(&cek, &iv, data.as_bytes())
+        .decrypt(&cek, &iv, &data)
         .ok_or_else(|| fail(FailInfo::BadMessageCheck, "the envelope does not decrypt"))?;
     Ok((plain, cipher))
+}
+
+/// An EnvelopedData as clients send it: `cms`'s type but for the encrypted content, which Go's
+/// and OpenSSL's encoders may send in BER's constructed form ([0] holding OCTET STRING
+/// segments) instead of DER's primitive one.
+#[derive(Sequence)]
+struct LenientEnveloped<'a> {
+    version: u8,
+    recip_infos: RecipientInfos,
+    encrypted_content: LenientEci<'a>,
+}
+
+#[derive(Sequence)]
+struct LenientEci<'a> {
+    content_type: Oid,
+    content_enc_alg: AlgorithmIdentifierOwned,
+    encrypted_content: Option<der::AnyRef<'a>>,
+}
+
+/// The bytes of `[0] IMPLICIT OCTET STRING`, primitive or constructed from OCTET STRINGs.
+fn octets_of(v: &der::AnyRef<'_>) -> Option<Vec<u8>> {
+    let tag = v.tag();
+    if tag.class() != der::Class::ContextSpecific || tag.number() != der::TagNumber(0) {
+        return None;
+    }
+    if !tag.is_constructed() {
+        return Some(v.value().to_vec());
+    }
+    let mut out = Vec::new();
+    let mut reader = der::SliceReader::new(v.value()).ok()?;
+    while !der::Reader::is_finished(&reader) {
+        let seg = <&der::asn1::OctetStringRef>::decode(&mut reader).ok()?;
+        out.extend_from_slice(seg.as_bytes());
+    }
+    Some(out)
 }
 
 /// The content-encryption key from the key transport; a random key of the right length when
@@ -730,7 +896,7 @@ pub struct Ra<'a> {
 pub fn cert_rep(
     header: &Header,
     status: &Status,
-    recipient: Option<(&Certificate, ContentCipher)>,
+    recipient: Option<(&RawCert, ContentCipher)>,
     ra: &Ra<'_>,
 ) -> Result<Vec<u8>, X509Error> {
     let content = match status {
@@ -765,8 +931,23 @@ pub fn cert_rep(
     signed(content, attrs, ra.cert, ra.key)
 }
 
+#[derive(Sequence)]
+struct RawKtri<'a> {
+    version: u8,
+    rid: der::AnyRef<'a>,
+    key_enc_alg: AlgorithmIdentifierOwned,
+    enc_key: OctetString,
+}
+
+#[derive(Sequence)]
+struct RawEnveloped<'a> {
+    version: u8,
+    recip_infos: der::AnyRef<'a>,
+    encrypted_content: EncryptedContentInfo,
+}
+
 /// An EnvelopedData of `inner` for `to` (RSA key transport, PKCS#1 v1.5) with `cipher`.
-fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec<u8>, X509Error> {
+fn envelope(inner: &[u8], to: &RawCert, cipher: ContentCipher) -> Result<Vec<u8>, X509Error> {
     use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
     let cek = random(cipher.key_len())?;
     let iv = random(cipher.iv_len())?;
@@ -790,22 +971,23 @@ fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec
         .encrypt(&cek, &mut out)
         .map_err(|_| X509Error::internal("scep.recipient", "RSA key transport failed"))?
         .to_vec();
-    let mut recips = SetOfVec::new();
-    recips
-        .insert(RecipientInfo::Ktri(KeyTransRecipientInfo {
-            version: CmsVersion::V0,
-            rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(to)),
-            key_enc_alg: AlgorithmIdentifierOwned {
-                oid: alg::RSA_ENCRYPTION,
-                parameters: Some(Any::null()),
-            },
-            enc_key: OctetString::new(enc_key).map_err(enc("scep.recipient"))?,
-        }))
-        .map_err(enc("scep.recipient"))?;
-    let ed = EnvelopedData {
-        version: CmsVersion::V0,
-        originator_info: None,
-        recip_infos: RecipientInfos(recips),
+    // Built with a raw rid: the recipient's serial may exceed RFC 5280's 20 octets.
+    let rid = sid_of(to)
+        .ok_or_else(|| X509Error::internal("scep.recipient", "cannot encode the recipient"))?;
+    let ktri = RawKtri {
+        version: 0,
+        rid: der::AnyRef::from_der(&rid).map_err(enc("scep.recipient"))?,
+        key_enc_alg: AlgorithmIdentifierOwned {
+            oid: alg::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        enc_key: OctetString::new(enc_key).map_err(enc("scep.recipient"))?,
+    }
+    .to_der()
+    .map_err(enc("scep.recipient"))?;
+    let ed = RawEnveloped {
+        version: 0,
+        recip_infos: der::AnyRef::new(Tag::Set, &ktri).map_err(enc("scep.recipient"))?,
         encrypted_content: EncryptedContentInfo {
             content_type: ID_DATA,
             content_enc_alg: AlgorithmIdentifierOwned {
@@ -814,7 +996,6 @@ fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec
             },
             encrypted_content: Some(OctetString::new(encrypted).map_err(enc("scep.envelope"))?),
         },
-        unprotected_attrs: None,
     };
     content_info(ID_ENVELOPED_DATA, &ed)
 }
@@ -837,7 +1018,9 @@ pub mod client {
         ra_cert: &Certificate,
         cipher: ContentCipher,
     ) -> Result<Vec<u8>, X509Error> {
-        let content = envelope(inner, ra_cert, cipher)?;
+        let ra = RawCert::from_der(&ra_cert.to_der().map_err(enc("scep.recipient"))?)
+            .map_err(enc("scep.recipient"))?;
+        let content = envelope(inner, &ra, cipher)?;
         let attrs = vec![
             attr(
                 CONTENT_TYPE,
@@ -1070,6 +1253,7 @@ mod tests {
             ContentCipher::Aes192Cbc,
             ContentCipher::Aes256Cbc,
             ContentCipher::DesEde3Cbc,
+            ContentCipher::DesCbc,
         ] {
             let nonce = [7u8; 16];
             let der = request(

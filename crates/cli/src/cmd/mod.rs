@@ -12,6 +12,7 @@ pub mod directory;
 pub mod init;
 pub mod quickstart;
 pub mod request;
+pub mod scep;
 pub mod serve;
 pub mod simulate;
 pub mod status;

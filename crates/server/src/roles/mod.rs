@@ -8,6 +8,7 @@ mod enrollment;
 mod est;
 pub(crate) mod mp;
 mod ocsp;
+mod scep;
 mod status;
 
 use crate::config::{Role, RoleConfig};
@@ -49,6 +50,16 @@ pub(crate) async fn router(
             acme::check(rc, &state.site).await?;
             acme::router(rc)
         }
+        Role::Scep => {
+            let ra = state.scep_ra.clone().ok_or(ServeError::Role {
+                role: "scep",
+                source: fleetpki_ca::CaError::Field(fleetpki_model::FieldError::new(
+                    "roles.scep",
+                    "the RA certificate was not loaded",
+                )),
+            })?;
+            scep::router(rc, state.site.clone(), ra)
+        }
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
@@ -67,7 +78,7 @@ pub(crate) async fn router(
         Role::Crl => routes.layer(middleware::from_fn(move |req: Request, next: Next| {
             declared_length_within(role, max, req, next)
         })),
-        Role::Ocsp | Role::FallbackStatusPoint => routes,
+        Role::Ocsp | Role::FallbackStatusPoint | Role::Scep => routes,
     };
     Ok(
         routes.layer(middleware::from_fn(move |req: Request, next: Next| {
