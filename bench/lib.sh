@@ -119,7 +119,8 @@ make_site() {
     cat "$TMP/pc1.pem" "$SITE/ca/issuing.pem" >"$TMP/pc1-chain.pem"
 }
 
-# start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled); sets
+# start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled; plus
+# $SERVE_EXTRA_CONF when set); sets
 # URL_<role> for each (dashes as underscores), e.g. URL_api, URL_management_point, and
 # FLEETPKI_PID. Its output goes to $TMP/serve-N.{out,err}.
 SERVES=0
@@ -132,6 +133,8 @@ start_fleetpki() {
     for role in api crl ocsp fallback-status-point management-point; do
         [[ " $* " == *" $role "* ]] || printf '[roles.%s]\nenabled = false\n' "$role" >>"$conf"
     done
+    # Extra configuration from the caller (e.g. `[roles.scep.endpoints.NAME]`).
+    [ -z "${SERVE_EXTRA_CONF:-}" ] || printf '%s\n' "$SERVE_EXTRA_CONF" >>"$conf"
     "$FLEETPKI" --dir "$SITE" serve --config "$conf" >"$n.out" 2>"$n.err" &
     PIDS+=("$!")
     FLEETPKI_PID=$!
@@ -213,4 +216,4 @@ machine_note() {
         "$LOAD_AT_START" "$(cut -d' ' -f1-3 /proc/loadavg)"
     printf '  the ratios compare targets measured seconds apart in this same run\n'
 }
-LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
+LOAD_AT_START="${LOAD_AT_START:-$(cut -d' ' -f1-3 /proc/loadavg)}"

@@ -12,6 +12,8 @@
 //! The last line of a run is machine-readable:
 //! `RESULT label=L rps=R p50_ms=X p99_ms=Y max_ms=Z ok=N errors=E secs=T`.
 
+mod scep;
+
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full};
@@ -42,6 +44,9 @@ enum Cmd {
     Run(RunArgs),
     /// Pre-generate ECDSA P-256 CSRs as request bodies, one a line.
     Csr(CsrArgs),
+    /// SCEP PKCSReq enrollments (RSA-2048, pkiMessages built before timing), every CertRep
+    /// checked after the run.
+    Scep(scep::ScepArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -134,6 +139,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Run(a) => run(a),
         Cmd::Csr(a) => csr(a),
+        Cmd::Scep(a) => scep::run(a),
     };
     if let Err(e) = result {
         eprintln!("loadgen: error: {e}");
@@ -265,9 +271,17 @@ fn parse_url(url: &str, connect: Option<SocketAddr>) -> Result<Target, Error> {
 }
 
 fn tls_connector(a: &RunArgs) -> Result<TlsConnector, Error> {
+    tls_client(a.cacert.as_ref(), a.cert.as_ref().zip(a.key.as_ref()))
+}
+
+/// A TLS client trusting `cacert`, presenting `client` (chain, key) when given.
+fn tls_client(
+    cacert: Option<&PathBuf>,
+    client: Option<(&PathBuf, &PathBuf)>,
+) -> Result<TlsConnector, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    let cacert = a.cacert.as_ref().ok_or("https needs --cacert")?;
+    let cacert = cacert.ok_or("https needs --cacert")?;
     for c in CertificateDer::pem_file_iter(cacert)? {
         roots.add(c?)?;
     }
@@ -277,13 +291,13 @@ fn tls_connector(a: &RunArgs) -> Result<TlsConnector, Error> {
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots);
-    let mut config = match (&a.cert, &a.key) {
-        (Some(cert), Some(key)) => {
+    let mut config = match client {
+        Some((cert, key)) => {
             let chain = CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?;
             let key = PrivateKeyDer::from_pem_file(key)?;
             builder.with_client_auth_cert(chain, key)?
         }
-        _ => builder.with_no_client_auth(),
+        None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // Every new connection is a full handshake: no session tickets or IDs are offered.
@@ -311,18 +325,22 @@ struct Shared {
     stop: AtomicBool,
     expect_status: Option<u16>,
     timeout: Duration,
+    /// Keep each measured successful response (for checking after the run: `loadgen scep`).
+    keep_responses: bool,
 }
 
 impl Shared {
-    fn body(&self) -> Option<Bytes> {
+    /// The next body and its index in `bodies`.
+    fn body(&self) -> Option<(usize, Bytes)> {
         if self.bodies.is_empty() {
-            return Some(Bytes::new());
+            return Some((0, Bytes::new()));
         }
         let i = self.next_body.fetch_add(1, Ordering::Relaxed);
         if i < self.bodies.len() {
-            Some(self.bodies[i].clone())
+            Some((i, self.bodies[i].clone()))
         } else if self.cycle_bodies {
-            Some(self.bodies[i % self.bodies.len()].clone())
+            let i = i % self.bodies.len();
+            Some((i, self.bodies[i].clone()))
         } else {
             self.bodies_ran_out.store(true, Ordering::Relaxed);
             None
@@ -344,6 +362,9 @@ struct Stats {
     errors: u64,
     error_kinds: BTreeMap<String, u64>,
     last_done: Option<Instant>,
+    /// With `keep_responses`: (body index, latency µs, response body) of each measured
+    /// success, whose latency is then not in `latency_us` until the response is checked.
+    responses: Vec<(usize, u32, Bytes)>,
 }
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -390,7 +411,7 @@ fn error_text(e: &hyper::Error) -> String {
 }
 
 /// One request on `conn` (opened first if needed); the response body is read to the end.
-async fn one(sh: &Shared, conn: &mut Option<Sender>, body: Bytes) -> Result<u16, String> {
+async fn one(sh: &Shared, conn: &mut Option<Sender>, body: Bytes) -> Result<(u16, Bytes), String> {
     let sender = match conn {
         Some(s) if sh.mode == Mode::Keepalive && !s.is_closed() => s,
         _ => conn.insert(connect(sh).await?),
@@ -409,14 +430,16 @@ async fn one(sh: &Shared, conn: &mut Option<Sender>, body: Bytes) -> Result<u16,
     let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| error_text(&e))?;
     let status = resp.status().as_u16();
-    resp.into_body()
+    let body = resp
+        .into_body()
         .collect()
         .await
-        .map_err(|e| format!("body: {}", error_text(&e)))?;
+        .map_err(|e| format!("body: {}", error_text(&e)))?
+        .to_bytes();
     if sh.mode == Mode::Handshake {
         *conn = None;
     }
-    Ok(status)
+    Ok((status, body))
 }
 
 async fn worker(sh: Arc<Shared>) -> Stats {
@@ -433,14 +456,14 @@ async fn worker(sh: Arc<Shared>) -> Stats {
             }
             _ => false,
         };
-        let Some(body) = sh.body() else {
+        let Some((index, body)) = sh.body() else {
             sh.stop.store(true, Ordering::Relaxed);
             break;
         };
         let started = Instant::now();
         let outcome = match tokio::time::timeout(sh.timeout, one(&sh, &mut conn, body)).await {
-            Ok(Ok(status)) if sh.status_ok(status) => Ok(()),
-            Ok(Ok(status)) => Err(format!("status {status}")),
+            Ok(Ok((status, resp))) if sh.status_ok(status) => Ok(resp),
+            Ok(Ok((status, _))) => Err(format!("status {status}")),
             Ok(Err(e)) => Err(e),
             Err(_) => Err("timeout".to_string()),
         };
@@ -458,10 +481,15 @@ async fn worker(sh: Arc<Shared>) -> Stats {
             continue;
         }
         match outcome {
-            Ok(()) => {
+            Ok(resp) => {
                 st.ok += 1;
                 let us = done.duration_since(started).as_micros();
-                st.latency_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+                let us = u32::try_from(us).unwrap_or(u32::MAX);
+                if sh.keep_responses {
+                    st.responses.push((index, us, resp));
+                } else {
+                    st.latency_us.push(us);
+                }
             }
             Err(e) => {
                 st.errors += 1;
@@ -548,7 +576,6 @@ fn run(a: RunArgs) -> Result<(), Error> {
         },
         a.warmup
     );
-    let body_count = bodies.len();
     let sh = Arc::new(Shared {
         target,
         tls,
@@ -566,16 +593,37 @@ fn run(a: RunArgs) -> Result<(), Error> {
         stop: AtomicBool::new(false),
         expect_status: a.expect_status,
         timeout: Duration::from_secs_f64(a.timeout),
+        keep_responses: false,
     });
+    let (all, secs) = execute(&rt, &sh, a.concurrency, a.warmup, duration);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    report(&a.label, &sh, all, secs);
+    Ok(())
+}
+
+/// Runs `concurrency` workers over `sh` (a warmup first, then a duration or `sh.limit`
+/// requests): every worker's stats merged, and the measured seconds.
+fn execute(
+    rt: &tokio::runtime::Runtime,
+    sh: &Arc<Shared>,
+    concurrency: usize,
+    warmup: f64,
+    duration: Option<f64>,
+) -> (Stats, f64) {
     let (stats, start) = rt.block_on(async {
-        let workers: Vec<_> = (0..a.concurrency)
+        // Without a warmup the window opens before the first request (so that, counting
+        // requests, none is sent unmeasured).
+        if warmup <= 0.0 {
+            let _ = sh.measure_start.set(Instant::now());
+        }
+        let workers: Vec<_> = (0..concurrency)
             .map(|_| tokio::spawn(worker(sh.clone())))
             .collect();
-        if a.warmup > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(a.warmup)).await;
+        if warmup > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+            let _ = sh.measure_start.set(Instant::now());
         }
-        let start = Instant::now();
-        let _ = sh.measure_start.set(start);
+        let start = *sh.measure_start.get_or_init(Instant::now);
         if let Some(d) = duration {
             let deadline = start + Duration::from_secs_f64(d);
             let _ = sh.deadline.set(deadline);
@@ -591,8 +639,6 @@ fn run(a: RunArgs) -> Result<(), Error> {
         }
         (stats, start)
     });
-    rt.shutdown_timeout(Duration::from_secs(1));
-
     let mut all = Stats::default();
     for s in stats {
         all.latency_us.extend(s.latency_us);
@@ -602,6 +648,7 @@ fn run(a: RunArgs) -> Result<(), Error> {
             *all.error_kinds.entry(k).or_default() += n;
         }
         all.last_done = all.last_done.max(s.last_done);
+        all.responses.extend(s.responses);
     }
     let ran_out = sh.bodies_ran_out.load(Ordering::Relaxed);
     let deadline = sh.deadline.get().copied();
@@ -612,7 +659,13 @@ fn run(a: RunArgs) -> Result<(), Error> {
         (None, Some(last)) => last,
         (None, None) => start,
     };
-    let secs = end.duration_since(start).as_secs_f64().max(1e-9);
+    (all, end.duration_since(start).as_secs_f64().max(1e-9))
+}
+
+/// Prints a run's figures and its RESULT line.
+fn report(label: &str, sh: &Shared, mut all: Stats, secs: f64) {
+    let body_count = sh.bodies.len();
+    let ran_out = sh.bodies_ran_out.load(Ordering::Relaxed);
     all.latency_us.sort_unstable();
     let rps = all.ok as f64 / secs;
     let (p50, p99) = (
@@ -641,8 +694,7 @@ fn run(a: RunArgs) -> Result<(), Error> {
         println!("   error ×{n}: {kind}");
     }
     println!(
-        "RESULT label={} rps={rps:.1} p50_ms={p50:.2} p99_ms={p99:.2} max_ms={max:.2} ok={} errors={} secs={secs:.2}",
-        a.label, all.ok, all.errors
+        "RESULT label={label} rps={rps:.1} p50_ms={p50:.2} p99_ms={p99:.2} max_ms={max:.2} ok={} errors={} secs={secs:.2}",
+        all.ok, all.errors
     );
-    Ok(())
 }

@@ -255,6 +255,17 @@ pub fn build(key: &PrivateKey, subject: &Name, sans: &[San]) -> Result<Vec<u8>, 
 /// Builds and signs a PKCS#10 request, as an agent sends it: `subject`, the `sans` in an
 /// extensionRequest attribute (omitted when empty), signed with `signer`'s key.
 pub fn create(subject: &Name, sans: &[San], signer: &dyn Signer) -> Result<Vec<u8>, X509Error> {
+    create_with_challenge(subject, sans, None, signer)
+}
+
+/// [`create`] with a SCEP challengePassword attribute (RFC 2985 5.4.1; a PrintableString
+/// when the text allows it, as most SCEP clients send it, else a UTF8String).
+pub fn create_with_challenge(
+    subject: &Name,
+    sans: &[San],
+    challenge: Option<&str>,
+    signer: &dyn Signer,
+) -> Result<Vec<u8>, X509Error> {
     let spki_der = signer.public_key_der();
     let public_key = spki::SubjectPublicKeyInfoOwned::from_der(&spki_der)
         .map_err(|e| X509Error::der("public_key", "SubjectPublicKeyInfo", e))?;
@@ -271,6 +282,20 @@ pub fn create(subject: &Name, sans: &[San], signer: &dyn Signer) -> Result<Vec<u
             extn_value: OctetString::new(san).map_err(enc_err("csr"))?,
         };
         let attr = Attribute::try_from(ExtensionReq(vec![ext])).map_err(enc_err("csr"))?;
+        attributes.insert(attr).map_err(enc_err("csr"))?;
+    }
+    if let Some(text) = challenge {
+        let value = match der::asn1::PrintableStringRef::new(text) {
+            Ok(p) => der::Any::encode_from(&p),
+            Err(_) => der::Any::encode_from(&Utf8StringRef::new(text).map_err(enc_err("csr"))?),
+        }
+        .map_err(enc_err("csr"))?;
+        let mut values = SetOfVec::new();
+        values.insert(value).map_err(enc_err("csr"))?;
+        let attr = Attribute {
+            oid: CHALLENGE_PASSWORD,
+            values,
+        };
         attributes.insert(attr).map_err(enc_err("csr"))?;
     }
     let info = CertReqInfo {
@@ -335,6 +360,37 @@ mod tests {
         let subject = name::build(&[("CN", "pc1.fleet.test"), ("O", "Contoso")]).unwrap();
         let der = create(&subject, sans, &key.signer(hash)).unwrap();
         (key, der)
+    }
+
+    #[test]
+    fn challenge_password_round_trips_printable_and_utf8() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let subject = name::build(&[("CN", "dev.fleet.test")]).unwrap();
+        for (challenge, tag) in [
+            ("static-Secret-1", der::Tag::PrintableString),
+            ("sécret_1", der::Tag::Utf8String),
+        ] {
+            let der = create_with_challenge(
+                &subject,
+                &[San::Dns("dev.fleet.test".into())],
+                Some(challenge),
+                &key.signer(HashAlg::Sha256),
+            )
+            .unwrap();
+            let csr = parse(&der).unwrap();
+            assert_eq!(csr.challenge_password().as_deref(), Some(challenge));
+            assert_eq!(csr.dns_names, vec!["dev.fleet.test"]);
+            let attr = split(&der)
+                .unwrap()
+                .attributes
+                .into_iter()
+                .find(|a| a.oid == CHALLENGE_PASSWORD)
+                .unwrap();
+            let v = attr.values().next().unwrap().unwrap();
+            assert_eq!(v.tag(), tag, "{challenge}");
+        }
+        let plain = create(&subject, &[], &key.signer(HashAlg::Sha256)).unwrap();
+        assert_eq!(parse(&plain).unwrap().challenge_password(), None);
     }
 
     #[test]

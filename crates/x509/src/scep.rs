@@ -11,8 +11,7 @@ use crate::key::{PrivateKey, Signer};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::enveloped_data::{
-    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
-    RecipientInfos,
+    EncryptedContentInfo, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo, RecipientInfos,
 };
 use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
 use cms::signed_data::{
@@ -1034,6 +1033,26 @@ pub mod client {
         signed(content, attrs, signer_cert, signer_key)
     }
 
+    /// The self-signed certificate a client signs its PKCSReq with (RFC 8894 2.3): `subject`,
+    /// `key`'s public key, valid from an hour ago for a day, SHA-256.
+    pub fn self_signed(key: &PrivateKey, subject: &Name) -> Result<Certificate, X509Error> {
+        let now = fleetpki_model::now();
+        let params = crate::cert::CertParams {
+            serial: crate::serial::random()?,
+            subject: subject.clone(),
+            sans: vec![],
+            spki_der: key.public_key_der(),
+            not_before: now - 3600,
+            not_after: now + 86_400,
+            key_usage: vec![],
+            ekus: vec![],
+            ca: None,
+            urls: Default::default(),
+        };
+        let der = crate::cert::issue(&params, None, &key.signer(HashAlg::Sha256))?;
+        crate::cert::parse("scep.signer", &der)
+    }
+
     /// A CertRep's status and, for SUCCESS, the certificates of its content, decrypted with
     /// the requester's key. Checks the RA's signature and the nonce echo.
     pub fn read_cert_rep(
@@ -1071,7 +1090,9 @@ pub mod client {
             }
             Some("0") => {
                 let ci = ContentInfo::from_der(&msg.2).map_err(|e| e.to_string())?;
-                let ed: EnvelopedData = ci
+                // Lenient like a request's envelope: Go's pkcs7 (micromdm's scepserver) sends
+                // the encrypted content in BER's constructed form.
+                let ed: LenientEnveloped<'_> = ci
                     .content
                     .decode_as()
                     .map_err(|e: der::Error| e.to_string())?;
@@ -1089,9 +1110,14 @@ pub mod client {
                     .ok_or("no IV")?;
                 let cek = transport_key(requester_key, k.enc_key.as_bytes(), cipher.key_len())
                     .map_err(|e| e.to_string())?;
-                let data = ed.encrypted_content.encrypted_content.ok_or("no content")?;
+                let data = ed
+                    .encrypted_content
+                    .encrypted_content
+                    .as_ref()
+                    .and_then(octets_of)
+                    .ok_or("no content")?;
                 let plain = cipher
-                    .decrypt(&cek, iv.as_bytes(), data.as_bytes())
+                    .decrypt(&cek, iv.as_bytes(), &data)
                     .ok_or("the answer does not decrypt")?;
                 Ok((Status::Success(plain.clone()), certificates_of(&plain)?))
             }
@@ -1138,15 +1164,43 @@ pub mod client {
             .to_der()
             .map_err(|e| e.to_string())?;
         let key = alg::parse_spki("scep.ra", &spki).map_err(|e| e.to_string())?;
-        alg::verify(
-            "scep",
-            &key,
-            SigAlg::RsaPkcs1(Hash::Sha256),
-            &attrs.to_der().map_err(|e| e.to_string())?,
-            si.signature.as_bytes(),
-            "bad RA signature",
-        )
-        .map_err(|e| e.to_string())?;
+        let signed = attrs.to_der().map_err(|e| e.to_string())?;
+        // The RA's digest as it says: SHA-2, or SHA-1 from an RSA RA (micromdm's scepserver
+        // signs its CertReps with SHA-1 whatever the request used).
+        let digest_alg = match si.digest_alg.oid {
+            SHA256 => Digest::Sha2(HashAlg::Sha256),
+            SHA384 => Digest::Sha2(HashAlg::Sha384),
+            SHA512 => Digest::Sha2(HashAlg::Sha512),
+            SHA1 => Digest::Sha1,
+            other => return Err(format!("the RA's digest {other} is not supported")),
+        };
+        match digest_alg {
+            Digest::Sha2(hash) => {
+                let sig_alg = signature_alg(&si.signature_algorithm, hash)?;
+                alg::verify(
+                    "scep",
+                    &key,
+                    sig_alg,
+                    &signed,
+                    si.signature.as_bytes(),
+                    "bad RA signature",
+                )
+                .map_err(|e| e.to_string())?;
+            }
+            Digest::Sha1 => {
+                if !(si.signature_algorithm.oid == alg::RSA_ENCRYPTION
+                    || si.signature_algorithm.oid == SHA1_WITH_RSA)
+                    || key.info.family != fleetpki_model::template::KeyFamily::Rsa
+                {
+                    return Err("a SHA-1 RA signature is accepted from RSA keys only".into());
+                }
+                #[allow(deprecated)]
+                let alg = &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY;
+                aws_lc_rs::signature::UnparsedPublicKey::new(alg, key.key_bits())
+                    .verify(&signed, si.signature.as_bytes())
+                    .map_err(|_| "bad RA signature".to_string())?;
+            }
+        }
         let content = sd
             .encap_content_info
             .econtent
@@ -1154,6 +1208,12 @@ pub mod client {
             .and_then(|c| c.decode_as::<OctetString>().ok())
             .map(|o| o.as_bytes().to_vec())
             .unwrap_or_default();
+        let claimed = first_value(&attrs, &MESSAGE_DIGEST)
+            .and_then(|v| v.decode_as::<OctetString>().ok())
+            .map(|o| o.as_bytes().to_vec());
+        if claimed.as_deref() != Some(digest_alg.digest(&content).as_slice()) {
+            return Err("the messageDigest attribute does not match the content".into());
+        }
         let t = first_value(&attrs, &MESSAGE_TYPE)
             .and_then(text)
             .and_then(|t| MessageType::from_code(&t));
@@ -1297,6 +1357,99 @@ mod tests {
             let (status, _) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
             assert_eq!(status, Status::Failure(FailInfo::BadRequest));
         }
+    }
+
+    #[test]
+    fn client_pkcs_req_with_challenge_csr_and_self_signed_signer() {
+        let (ra_key, ra) = self_signed("RA");
+        let key = PrivateKey::generate(KeyType::Rsa2048).unwrap();
+        let subject = crate::name::build(&[("CN", "dev.fleet.test")]).unwrap();
+        let signer = super::client::self_signed(&key, &subject).unwrap();
+        let tbs = signer.tbs_certificate();
+        assert_eq!(tbs.subject(), &subject);
+        assert_eq!(tbs.issuer(), &subject);
+        crate::cert::verify_signed_by(&signer, &signer).unwrap();
+        let csr = crate::csr::create_with_challenge(
+            &subject,
+            &[],
+            Some("static-Secret-1"),
+            &key.signer(HashAlg::Sha256),
+        )
+        .unwrap();
+        let der = request(
+            MessageType::PkcsReq,
+            "tid-3",
+            &[3; 16],
+            &csr,
+            &signer,
+            &key,
+            &ra,
+            ContentCipher::Aes128Cbc,
+        )
+        .unwrap();
+        let msg = parse(&der).unwrap();
+        assert_eq!(msg.signer_der, signer.to_der().unwrap());
+        let (inner, _) = open_envelope(&msg, &ra_key, &ra).unwrap();
+        let csr = crate::csr::parse(&inner).unwrap();
+        assert_eq!(csr.challenge_password().as_deref(), Some("static-Secret-1"));
+        assert_eq!(csr.spki_der, key.public_key_der());
+    }
+
+    #[test]
+    fn a_cert_rep_whose_content_was_swapped_is_refused() {
+        let (ra_key, ra) = self_signed("RA");
+        let (dev_key, dev) = self_signed("dev");
+        let nonce = [9u8; 16];
+        let der = request(
+            MessageType::PkcsReq,
+            "tid-4",
+            &nonce,
+            b"inner",
+            &dev,
+            &dev_key,
+            &ra,
+            ContentCipher::Aes128Cbc,
+        )
+        .unwrap();
+        let msg = parse(&der).unwrap();
+        let ra_id = Ra {
+            cert: &ra,
+            key: &ra_key,
+        };
+        let rep = |content: &[u8]| {
+            let c = certs_only(&[content], &[]).unwrap();
+            cert_rep(
+                &msg.header,
+                &Status::Success(c),
+                Some((&msg.signer, ContentCipher::Aes128Cbc)),
+                &ra_id,
+            )
+            .unwrap()
+        };
+        let a = rep(&dev.to_der().unwrap());
+        let b = rep(&ra.to_der().unwrap());
+        assert!(read_cert_rep(&a, &dev_key, &nonce).is_ok());
+        // a's signed attributes and signature over b's envelope.
+        let mut sd_a: SignedData = ContentInfo::from_der(&a)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        let sd_b: SignedData = ContentInfo::from_der(&b)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        sd_a.encap_content_info = sd_b.encap_content_info;
+        let swapped = content_info(ID_SIGNED_DATA, &sd_a).unwrap();
+        let err = read_cert_rep(&swapped, &dev_key, &nonce).unwrap_err();
+        assert!(err.contains("messageDigest"), "{err}");
+        // A signature that does not verify.
+        let mut broken = a.clone();
+        let n = broken.len();
+        broken[n - 1] ^= 1;
+        let err = read_cert_rep(&broken, &dev_key, &nonce).unwrap_err();
+        assert!(err.contains("bad RA signature"), "{err}");
     }
 
     #[test]
