@@ -11,16 +11,18 @@
 # inside a network namespace of their own (`unshare -n`, or `unshare -rn` when not root) with
 # only loopback up.
 #
-#   bench/scep.sh   # env: CONCURRENCY (16), REQUESTS (1500), WARMUP_REQUESTS (100),
-#                   #      ROUNDS (2), KEYS (32)
+#   bench/scep.sh   # env: CONCURRENCY (16), REQUESTS (4000), WARMUP_REQUESTS (100),
+#                   #      ROUNDS (2), KEYS (32), SEQ_REQUESTS (300)
 #
-# Prints requests/s, p50/p99 and errors for each, and fleetpki/scepserver (target ≥ 10×).
+# Prints requests/s, p50/p99 and errors for each, and fleetpki/scepserver (target ≥ 10×);
+# then the same with one client at a time (SEQ_REQUESTS each, no target).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CONCURRENCY="${CONCURRENCY:-16}"
-REQUESTS="${REQUESTS:-1500}"
+REQUESTS="${REQUESTS:-4000}"
+SEQ_REQUESTS="${SEQ_REQUESTS:-300}"
 WARMUP_REQUESTS="${WARMUP_REQUESTS:-100}"
 KEYS="${KEYS:-32}"
 CHALLENGE="bench-Secret-1"
@@ -76,35 +78,53 @@ log "scepserver at $ss_url ($(grep -c . <<<"$(curl -s "$ss_url?operation=GetCACa
 # ---------------------------------------------------------------- the runs
 load=(-c "$CONCURRENCY" --requests "$REQUESTS" --warmup-requests "$WARMUP_REQUESTS"
     --keys "$KEYS" --challenge "$CHALLENGE" --cipher aes128)
+run_scep() {
+    local label="$1" out
+    shift
+    out="$("$LOADGEN" scep --label "$label" "$@")" || { printf '%s\n' "$out" >&2; die "loadgen scep ($label) failed"; }
+    printf '%s\n' "$out" >&2
+    grep '^RESULT ' <<<"$out" | tail -n1 >>"$RESULTS"
+}
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
-    run_scep() {
-        local label="$1" out
-        shift
-        out="$("$LOADGEN" scep --label "$label" "$@")" || { printf '%s\n' "$out" >&2; die "loadgen scep ($label) failed"; }
-        printf '%s\n' "$out" >&2
-        grep '^RESULT ' <<<"$out" | tail -n1 >>"$RESULTS"
-    }
     run_scep fleetpki "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${load[@]}"
     run_scep scepserver "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${load[@]}"
 done
+# One client at a time: latency without contention (and without scepserver's depot race).
+seq=(-c 1 --requests "$SEQ_REQUESTS" --warmup-requests 10 --keys 4 --challenge "$CHALLENGE"
+    --cipher aes128)
+log "one client at a time ($SEQ_REQUESTS each)"
+run_scep fleetpki-c1 "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${seq[@]}"
+run_scep scepserver-c1 "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${seq[@]}"
 issued="$(sqlite3 "$SITE/fleetpki.db" 'SELECT COUNT(*) FROM certificates' 2>/dev/null || echo '?')"
 ss_issued="$(grep -c '^V' "$TMP/scepserver/depot/index.txt" 2>/dev/null || echo '?')"
 
 # ---------------------------------------------------------------- summary
+# key_of CERT.pem: e.g. "rsaEncryption (2048 bit)" or "id-ecPublicKey (256 bit) prime256v1".
+key_of() {
+    openssl x509 -in "$1" -noout -text | awk '
+        /Public Key Algorithm:/ && !a { sub(/.*: /, ""); a = $0 }
+        /Public-Key:/ && !b { sub(/.*Public-Key: /, ""); b = $0 }
+        /ASN1 OID:/ && !c { sub(/.*: /, ""); c = " " $0 }
+        END { print a " " b c }'
+}
 fp_rps="$(field fleetpki rps)"
 r="$(ratio "$fp_rps" "$(field scepserver rps)")"
+r1="$(ratio "$(field fleetpki-c1 rps)" "$(field scepserver-c1 rps)")"
 cat <<EOF
 
 === bench/scep.sh: SCEP PKCSReq enrollments, RSA-2048 clients, AES-128-CBC, keep-alive, c=$CONCURRENCY
-  fleetpki: [roles.scep.endpoints.bench], static challenge, template "SCEP Device"; RA
-  $(openssl x509 -in "$SITE/ca/scep-ra.pem" -noout -text | sed -n 's/^ *Public-Key: (\(.*\))/\1/p' | head -n1) RSA,
-  issuing CA $(openssl x509 -in "$SITE/ca/issuing.pem" -noout -text | sed -n 's/^ *\(Public-Key: .*\|ASN1 OID: .*\)/\1/p' | paste -sd' '); $issued certificates in its inventory
+  fleetpki: [roles.scep.endpoints.bench], static challenge, template "SCEP Device"; RA key
+  $(key_of "$SITE/ca/scep-ra.pem"), issuing CA key $(key_of "$SITE/ca/issuing.pem"); $issued certificates in its inventory
   scepserver (micromdm, Debian scep $(dpkg-query -W -f '${Version}' scep 2>/dev/null || echo '?')): file depot, RSA-2048 CA; $ss_issued certificates in its index.txt
 $(summary_line fleetpki)
 $(summary_line scepserver)
   fleetpki / scepserver   = ${r}×   (target ≥ 10×: $(verdict "$r" ge 10))
   errors (not a SUCCESS CertRep with a certificate for the request's key): fleetpki $(field fleetpki errors), scepserver $(field scepserver errors)
+  one client at a time, $SEQ_REQUESTS enrollments each:
+$(summary_line fleetpki-c1)
+$(summary_line scepserver-c1)
+  fleetpki-c1 / scepserver-c1 = ${r1}×
   $ROUNDS rounds of $REQUESTS measured enrollments per target (after $WARMUP_REQUESTS unmeasured), interleaved;
   p50 = mean of the rounds, p99 = worst round
   machine: $(nproc) CPUs shared with the load generator (and, today, with other users: load
