@@ -1452,6 +1452,82 @@ mod tests {
         assert!(err.contains("bad RA signature"), "{err}");
     }
 
+    /// Go's pkcs7 (micromdm's scepserver) sends the CertRep's encrypted content in BER's
+    /// constructed form: `[0]` holding OCTET STRING segments.
+    #[test]
+    fn a_cert_rep_with_constructed_encrypted_content_is_read() {
+        let (ra_key, ra) = self_signed("RA");
+        let (dev_key, dev) = self_signed("dev");
+        let nonce = [5u8; 16];
+        let der = request(
+            MessageType::PkcsReq,
+            "tid-5",
+            &nonce,
+            b"inner",
+            &dev,
+            &dev_key,
+            &ra,
+            ContentCipher::DesCbc,
+        )
+        .unwrap();
+        let msg = parse(&der).unwrap();
+        let dev_der = dev.to_der().unwrap();
+        let inner = certs_only(&[&dev_der], &[]).unwrap();
+        let env = envelope(&inner, &msg.signer, ContentCipher::DesCbc).unwrap();
+        let ci = ContentInfo::from_der(&env).unwrap();
+        let ed: LenientEnveloped<'_> = ci.content.decode_as().unwrap();
+        let data = octets_of(ed.encrypted_content.encrypted_content.as_ref().unwrap()).unwrap();
+        let (a, b) = data.split_at(data.len() / 2);
+        let mut segments = OctetString::new(a).unwrap().to_der().unwrap();
+        segments.extend(OctetString::new(b).unwrap().to_der().unwrap());
+        let constructed = der::AnyRef::new(
+            Tag::ContextSpecific {
+                constructed: true,
+                number: der::TagNumber(0),
+            },
+            &segments,
+        )
+        .unwrap();
+        let ber = LenientEnveloped {
+            version: ed.version,
+            recip_infos: ed.recip_infos.clone(),
+            encrypted_content: LenientEci {
+                content_type: ed.encrypted_content.content_type,
+                content_enc_alg: ed.encrypted_content.content_enc_alg.clone(),
+                encrypted_content: Some(constructed),
+            },
+        };
+        let content = content_info(ID_ENVELOPED_DATA, &ber).unwrap();
+        assert!(
+            ContentInfo::from_der(&content)
+                .unwrap()
+                .content
+                .decode_as::<cms::enveloped_data::EnvelopedData>()
+                .is_err(),
+            "not DER any more"
+        );
+        let attrs = vec![
+            attr(CONTENT_TYPE, Any::encode_from(&ID_DATA).unwrap()).unwrap(),
+            attr(
+                MESSAGE_DIGEST,
+                octets(&digest(HashAlg::Sha256, &content)).unwrap(),
+            )
+            .unwrap(),
+            attr(
+                MESSAGE_TYPE,
+                printable(MessageType::CertRep.code()).unwrap(),
+            )
+            .unwrap(),
+            attr(PKI_STATUS, printable("0").unwrap()).unwrap(),
+            attr(TRANSACTION_ID, printable("tid-5").unwrap()).unwrap(),
+            attr(RECIPIENT_NONCE, octets(&nonce).unwrap()).unwrap(),
+        ];
+        let rep = signed(content, attrs, &ra, &ra_key).unwrap();
+        let (status, certs) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+        assert!(matches!(status, Status::Success(_)));
+        assert_eq!(certs, vec![dev_der]);
+    }
+
     #[test]
     fn tampering_is_refused_with_the_right_fail_info() {
         let (ra_key, ra) = self_signed("RA");
