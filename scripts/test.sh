@@ -5,8 +5,8 @@
 #   e.g. scripts/test.sh -p fleetpki-testkit
 #
 # 1. Installs what the tests need when it is missing (idempotent; a no-op when present):
-#    apt: openssl, curl, ca-certificates, postgresql (server), a JDK and BouncyCastle
-#    (libbcprov-java libbcpkix-java libbcutil-java: the EST client); pip: pkilint,
+#    apt: openssl, curl, ca-certificates, postgresql (server), certbot, lego, a JDK and
+#    BouncyCastle (libbcprov-java libbcpkix-java libbcutil-java: the EST client); pip: pkilint,
 #    openapi-spec-validator, cryptography (when python3 lacks it).
 # 2. Starts a private, throwaway PostgreSQL cluster on 127.0.0.1 (port $FLEETPKI_PG_PORT,
 #    default 55432, or the next free one), trust auth, and exports
@@ -50,6 +50,9 @@ command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 command -v curl >/dev/null 2>&1 || apt_missing+=(curl)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || apt_missing+=(ca-certificates)
 [ -n "$(pg_bindir)" ] || apt_missing+=(postgresql)
+# ACME interop clients (crates/cli/tests/acme.rs).
+command -v certbot >/dev/null 2>&1 || apt_missing+=(certbot)
+command -v lego >/dev/null 2>&1 || apt_missing+=(lego)
 if ! command -v python3 >/dev/null 2>&1; then
     apt_missing+=(python3 python3-venv python3-pip)
 fi

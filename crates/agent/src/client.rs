@@ -9,6 +9,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Server
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Why talking to the site failed.
@@ -111,6 +112,8 @@ pub struct StatusMessage {
 pub struct SiteClient {
     http: reqwest::Client,
     base: String,
+    /// HTTP requests sent, answered or not: shared with whoever accounts for a cycle's traffic.
+    requests: Arc<AtomicU64>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -172,7 +175,22 @@ impl SiteClient {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::setup("http client", e.to_string()))?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            requests: Arc::default(),
+        })
+    }
+
+    /// Counts this client's requests into `counter` (a cycle's several clients share one).
+    pub fn counting(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.requests = counter;
+        self
+    }
+
+    /// Requests sent through this client's counter so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     async fn send(
@@ -180,6 +198,7 @@ impl SiteClient {
         req: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, ClientError> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = req.send().await.map_err(|e| ClientError::Unreachable {
             url: url.to_string(),
             reason: chain_text(&e),

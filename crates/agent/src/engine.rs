@@ -18,6 +18,8 @@ use fleetpki_x509::{X509Error, csr, name, pem};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const STATE_FILE: &str = "state.json";
 pub const POLICY_FILE: &str = "policy.json";
@@ -108,6 +110,8 @@ pub struct CycleReport {
     pub next_run: UnixTime,
     /// False when the cycle could not reach the site or refused what it got.
     pub ok: bool,
+    /// HTTP requests the cycle sent (management point and fallback status point).
+    pub requests: u64,
 }
 
 /// An installed agent: its directory, configuration, pins and store.
@@ -259,6 +263,7 @@ impl Agent {
 
     async fn report(
         &self,
+        requests: &AtomicU64,
         policy: Option<&Policy>,
         kind: &str,
         message: String,
@@ -277,6 +282,7 @@ impl Agent {
             message: message.chars().take(1000).collect(),
             details,
         };
+        requests.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = crate::client::report(&url, &msg).await {
             tracing::warn!("fallback status point: {e}");
         }
@@ -285,6 +291,17 @@ impl Agent {
     /// One cycle at `now`. Errors reaching the site end the cycle with `ok = false` and are
     /// logged; only local failures (store, files) are returned as errors.
     pub async fn cycle(&self, now: UnixTime) -> Result<CycleReport, AgentError> {
+        let requests = Arc::new(AtomicU64::new(0));
+        let mut report = self.cycle_counted(now, &requests).await?;
+        report.requests = requests.load(Ordering::Relaxed);
+        Ok(report)
+    }
+
+    async fn cycle_counted(
+        &self,
+        now: UnixTime,
+        requests: &Arc<AtomicU64>,
+    ) -> Result<CycleReport, AgentError> {
         let mut state = self.state()?;
         let mut decisions = Vec::new();
         self.finish_interrupted_replacements(now, &mut decisions)?;
@@ -299,6 +316,7 @@ impl Agent {
                 decisions,
                 next_run: now + interval,
                 ok: false,
+                requests: 0,
             }
         };
 
@@ -329,6 +347,7 @@ impl Agent {
                     },
                 );
                 self.report(
+                    requests,
                     held.as_ref(),
                     "selection-failed",
                     message,
@@ -351,7 +370,7 @@ impl Agent {
         let mut connected = None;
         for (i, presenting) in attempts.iter().enumerate() {
             match self
-                .connect(presenting, &mut state, now, &mut decisions)
+                .connect(presenting, requests, &mut state, now, &mut decisions)
                 .await
             {
                 Ok(Some(c)) => {
@@ -365,6 +384,7 @@ impl Agent {
                         decisions,
                         next_run: now + interval,
                         ok: true,
+                        requests: 0,
                     });
                 }
                 Err((what, e)) => {
@@ -440,6 +460,7 @@ impl Agent {
                     },
                 );
                 self.report(
+                    requests,
                     held.as_ref(),
                     kind,
                     format!("policy refused: {e}"),
@@ -506,6 +527,7 @@ impl Agent {
                         },
                     );
                     self.report(
+                        requests,
                         Some(&policy),
                         kind,
                         format!("{}: {e}", t.name),
@@ -527,6 +549,7 @@ impl Agent {
             decisions,
             next_run,
             ok,
+            requests: 0,
         })
     }
 
@@ -581,6 +604,7 @@ impl Agent {
     async fn connect(
         &self,
         presenting: &Presenting,
+        requests: &Arc<AtomicU64>,
         state: &mut AgentState,
         now: UnixTime,
         decisions: &mut Vec<Decision>,
@@ -615,7 +639,8 @@ impl Agent {
             ServerTrust::Pinned(&self.pins.root),
             Some(presented),
         )
-        .map_err(|e| ("connect", e))?;
+        .map_err(|e| ("connect", e))?
+        .counting(requests.clone());
         if let Presenting::Identity(id) = presenting {
             let sha = fleetpki_x509::cert::fingerprint(&id.der);
             let registered = state

@@ -380,7 +380,22 @@ impl Site {
         actor: &Actor,
         with: Vec<Change>,
     ) -> Result<Submitted, CaError> {
-        self.submit_checked(template, principal, csr_bytes, actor, with, None)
+        self.submit_checked(template, principal, csr_bytes, actor, |_| with, None)
+            .await
+    }
+
+    /// [`Site::submit_with`], where the changes committed with the request are made from the
+    /// certificate about to be stored (`None` when the request waits for approval): an ACME
+    /// order records its certificate's serial in the same transaction that issues it.
+    pub async fn submit_then(
+        &self,
+        template: &str,
+        principal: &str,
+        csr_bytes: &[u8],
+        actor: &Actor,
+        then: impl FnOnce(Option<&CertificateRecord>) -> Vec<Change> + Send,
+    ) -> Result<Submitted, CaError> {
+        self.submit_checked(template, principal, csr_bytes, actor, then, None)
             .await
     }
 
@@ -400,7 +415,7 @@ impl Site {
             &current.principal,
             csr_bytes,
             actor,
-            Vec::new(),
+            |_| Vec::new(),
             Some(current),
         )
         .await
@@ -412,7 +427,7 @@ impl Site {
         principal: &str,
         csr_bytes: &[u8],
         actor: &Actor,
-        with: Vec<Change>,
+        then: impl FnOnce(Option<&CertificateRecord>) -> Vec<Change> + Send,
         keep_names_of: Option<&CertificateRecord>,
     ) -> Result<Submitted, CaError> {
         let csr = csr::parse(csr_bytes)?;
@@ -461,7 +476,7 @@ impl Site {
                         decision: Decision::Pending,
                         audit: vec![submit_event("pending approval")],
                     })
-                    .chain(with)
+                    .chain(then(None))
                     .collect(),
                 )
                 .await?;
@@ -485,6 +500,7 @@ impl Site {
                 format!("certificate {}", certificate.serial),
             ),
         ];
+        let with = then(Some(&certificate));
         let applied = self
             .committer
             .apply(

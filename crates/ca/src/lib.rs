@@ -4,6 +4,7 @@
 //! Every operation takes an [`Actor`] and writes its audit events in the same transaction as
 //! the change it records.
 
+pub mod acme;
 pub mod audit;
 pub mod clients;
 pub mod config;

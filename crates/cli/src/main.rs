@@ -16,7 +16,8 @@ use tracing_subscriber::EnvFilter;
     about = "fleetpki: the certificate system of a managed fleet"
 )]
 struct Cli {
-    /// The site directory (configuration, CA certificates, keys, SQLite database).
+    /// The site directory (configuration, CA certificates, keys, SQLite database); for
+    /// `agent` commands, the agent's (agent.toml, certificate stores, keys, logs).
     #[arg(long, global = true, env = "FLEETPKI_DIR", default_value = ".")]
     dir: PathBuf,
     /// A file holding the passphrase of the site's CA keys (else FLEETPKI_PASSPHRASE).
@@ -68,6 +69,9 @@ enum Command {
     /// One-time enrollment tokens for the API.
     #[command(subcommand)]
     Token(cmd::token::TokenCmd),
+    /// The ACME role: external account binding keys.
+    #[command(subcommand)]
+    Acme(cmd::acme::AcmeCmd),
     /// Admin API tokens (kept, hashed, in the serve config).
     #[command(subcommand)]
     ApiToken(cmd::token::ApiTokenCmd),
@@ -79,6 +83,9 @@ enum Command {
     Status(cmd::status::StatusCmd),
     #[command(subcommand)]
     Agent(cmd::agent::AgentCmd),
+    /// Fleet simulation: N in-process agents against a site served on loopback, in virtual
+    /// time, with and without the policy's jitter; reports the request rate's peak and mean.
+    Simulate(cmd::simulate::SimulateArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,16 +97,18 @@ enum LogFormat {
 /// What is logged without RUST_LOG: fleetpki's own events (every `fleetpki*` target: the
 /// filter matches target prefixes), and only warnings from the libraries underneath.
 const DEFAULT_LOG: &str = "warn,fleetpki=info";
+/// `simulate` runs thousands of agents in one process: only warnings, unless RUST_LOG asks.
+const SIMULATE_LOG: &str = "warn";
 
 /// Logs go to stderr in both formats: stdout carries command output (and `serve`'s
 /// `ROLE listening on URL` lines, which scripts read).
-fn init_logs(format: LogFormat) {
+fn init_logs(format: LogFormat, default: &str) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v).unwrap_or_else(|e| {
-            eprintln!("warning: RUST_LOG `{v}` is not a valid filter ({e}); using `{DEFAULT_LOG}`");
-            EnvFilter::new(DEFAULT_LOG)
+            eprintln!("warning: RUST_LOG `{v}` is not a valid filter ({e}); using `{default}`");
+            EnvFilter::new(default)
         }),
-        _ => EnvFilter::new(DEFAULT_LOG),
+        _ => EnvFilter::new(default),
     };
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -126,7 +135,11 @@ pub struct ListOpts {
 
 fn main() {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let default_log = match cli.command {
+        Command::Simulate(_) => SIMULATE_LOG,
+        _ => DEFAULT_LOG,
+    };
+    init_logs(cli.log_format, default_log);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,8 +181,10 @@ async fn run(cli: Cli) -> Result<i32> {
         Command::Client(c) => cmd::client::run(&ctx, c).await,
         Command::Token(c) => cmd::token::run(&ctx, c).await,
         Command::ApiToken(c) => cmd::token::api_token(c),
+        Command::Acme(c) => cmd::acme::run(&ctx, c).await,
         Command::Status(c) => cmd::status::run(&ctx, c).await,
         Command::Agent(c) => return cmd::agent::run(&ctx, c).await,
+        Command::Simulate(a) => return cmd::simulate::run(a).await,
     };
     done.map(|()| 0)
 }

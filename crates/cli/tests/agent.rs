@@ -675,3 +675,68 @@ fn pending_requests_are_polled_until_approved() {
     assert!(list.contains(&pc1.personal()[0].info.serial_hex), "{list}");
     drop(server);
 }
+
+#[test]
+fn three_agents_with_minute_lifetimes_renew_at_the_computed_time() {
+    let (site, server) = site();
+    site.ok(&[
+        "directory",
+        "add-computer",
+        "PC3",
+        "--dns",
+        "pc3.fleet.test",
+        "--group",
+        "Workstations",
+    ]);
+    // Ten minutes of validity, a five-minute renewal period: the renewal period is more than
+    // 20 % of the lifetime, so the 80 % point decides.
+    site.ok(&[
+        "template",
+        "set",
+        TEMPLATE,
+        "--validity",
+        "10m",
+        "--renewal-period",
+        "5m",
+    ]);
+    site.ok(&["template", "publish", TEMPLATE]);
+    let agents: Vec<Agent> = ["PC1", "PC2", "PC3"]
+        .iter()
+        .map(|name| Agent::install(&site, &server, name, &[]))
+        .collect();
+
+    for agent in &agents {
+        let log = agent.cycle_until(&format!("action=enroll template=\"{TEMPLATE}\""));
+        let first = agent.personal();
+        assert_eq!(first.len(), 1, "{log}");
+        let info = &first[0].info;
+        // The site backdates not_before by a minute for clock skew; validity runs from issue.
+        assert!(
+            info.not_after - info.not_before <= 11 * 60,
+            "minute lifetime: {info:?}"
+        );
+        let lifetime = info.not_after - info.not_before;
+        let eighty = info.not_before + lifetime * 4 / 5;
+
+        let log = agent.cycle(None);
+        assert_eq!(next_due(&log, "keep"), eighty, "{log}");
+        assert!(log.contains("80% of its lifetime"), "{log}");
+        let log = agent.cycle(Some(eighty - 1));
+        assert!(log.contains("action=keep"), "{log}");
+        assert_eq!(agent.personal()[0].info.serial_hex, info.serial_hex);
+        let log = agent.cycle(Some(eighty));
+        assert!(log.contains("action=renew"), "{log}");
+        let renewed = agent.personal();
+        assert_eq!(renewed.len(), 1);
+        assert_ne!(renewed[0].info.serial_hex, info.serial_hex);
+        assert_eq!(agent.archive().len(), 1);
+        assert!(store::check(agent.dir.path()).is_empty());
+    }
+    // Three distinct certificates, one per machine.
+    let serials: std::collections::BTreeSet<String> = agents
+        .iter()
+        .map(|a| a.personal()[0].info.serial_hex.clone())
+        .collect();
+    assert_eq!(serials.len(), 3);
+    drop(server);
+}

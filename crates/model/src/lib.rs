@@ -3,6 +3,7 @@
 //! Nothing here does I/O or cryptography beyond hashing the audit chain; the CA, the store and
 //! the protocols all build on these types so that a template means the same thing everywhere.
 
+pub mod acme;
 pub mod audit;
 pub mod directory;
 pub mod duration;

@@ -22,17 +22,20 @@ pub enum Role {
     FallbackStatusPoint,
     /// EST (RFC 7030) enrollment at `/.well-known/est/` (HTTPS); off unless enabled.
     Est,
+    /// ACME (RFC 8555) for web servers (HTTPS); off unless the config enables it.
+    Acme,
 }
 
 impl Role {
     /// In this order: the URL-bearing roles first (OCSP follows the CRL role's address).
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Crl,
         Role::Ocsp,
         Role::FallbackStatusPoint,
         Role::ManagementPoint,
         Role::Api,
         Role::Est,
+        Role::Acme,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,17 +46,22 @@ impl Role {
             Role::Ocsp => "ocsp",
             Role::FallbackStatusPoint => "fallback-status-point",
             Role::Est => "est",
+            Role::Acme => "acme",
         }
     }
 
     /// Served over TLS (with the site's server certificate) rather than plain HTTP.
     pub fn is_tls(self) -> bool {
-        matches!(self, Role::Api | Role::ManagementPoint | Role::Est)
+        matches!(
+            self,
+            Role::Api | Role::ManagementPoint | Role::Est | Role::Acme
+        )
     }
 
-    /// Runs when the config does not mention it (EST must be asked for: it names templates).
+    /// Runs when the config does not mention it. EST and ACME must be asked for (a
+    /// `[roles.NAME]` table): they name the templates they issue under.
     fn on_by_default(self) -> bool {
-        self != Role::Est
+        !matches!(self, Role::Est | Role::Acme)
     }
 
     /// Whether a TLS role refuses a handshake without a client certificate.
@@ -257,6 +265,13 @@ struct RawRole {
     labels: Option<BTreeMap<String, String>>,
     /// EST: the HTTP Basic realm announced in `WWW-Authenticate`.
     realm: Option<String>,
+    // The acme role's settings (see `AcmeConfig`); `template` is shared with est.
+    principal: Option<String>,
+    http01_port: Option<u16>,
+    resolve: Option<BTreeMap<String, String>>,
+    dns_server: Option<String>,
+    external_account_required: Option<bool>,
+    authz_reuse_secs: Option<i64>,
 }
 
 /// One role's settings.
@@ -272,6 +287,8 @@ pub struct RoleConfig {
     pub signer: OcspSigner,
     /// The templates EST serves and its realm (the `est` role only).
     pub est: Option<EstConfig>,
+    /// The acme role's settings (that role only).
+    pub acme: Option<AcmeConfig>,
 }
 
 /// `[roles.est]`: which template each EST path serves.
@@ -349,6 +366,27 @@ fn build_est(r: &mut RawRole) -> Result<EstConfig, ConfigError> {
     })
 }
 
+/// `[roles.acme]`: what an ACME order may ask for, and how challenges are validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeConfig {
+    /// The template orders are finalized under: its permitted DNS suffixes bound what can be
+    /// ordered (it must supply names in the request).
+    pub template: String,
+    /// The directory principal certificates are requested for when the account has no EAB
+    /// binding (None: only EAB-bound accounts may order).
+    pub principal: Option<String>,
+    /// The port http-01 validation connects to (80 by RFC 8555; tests use another).
+    pub http01_port: u16,
+    /// Names resolved here instead of by the system resolver (`name` or `*.suffix` → address).
+    pub resolve: BTreeMap<String, std::net::IpAddr>,
+    /// The DNS server dns-01 asks for TXT records; without one, dns-01 is not offered.
+    pub dns_server: Option<SocketAddr>,
+    /// New accounts must carry an external account binding (`fleetpki acme eab`).
+    pub external_account_required: bool,
+    /// How long a valid authorization is reused by new orders of the same account.
+    pub authz_reuse_secs: i64,
+}
+
 /// Who signs the `ocsp` role's responses (`[roles.ocsp] signer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum OcspSigner {
@@ -417,25 +455,27 @@ impl ServeConfig {
         // otherwise, OCSP listens where the CRL role does (one socket).
         let mut crl_listen = None;
         for role in Role::ALL {
-            let mut r = raw.roles.remove(role.name()).unwrap_or_default();
-            if !r.enabled.unwrap_or(role.on_by_default()) {
+            let mut r = match raw.roles.remove(role.name()) {
+                Some(r) => r,
+                None if !role.on_by_default() => continue,
+                None => RawRole::default(),
+            };
+            // A table present runs its role unless it says `enabled = false`.
+            if !r.enabled.unwrap_or(true) {
                 continue;
             }
             let key = |k: &str| format!("roles.{}.{k}", role.name());
             let est = if role == Role::Est {
                 Some(build_est(&mut r)?)
             } else {
-                for (set, k) in [
-                    (r.template.is_some(), "template"),
-                    (r.labels.is_some(), "labels"),
-                    (r.realm.is_some(), "realm"),
-                ] {
+                for (set, k) in [(r.labels.is_some(), "labels"), (r.realm.is_some(), "realm")] {
                     if set {
                         return Err(err(key(k), "only the est role has this setting"));
                     }
                 }
                 None
             };
+            let acme = build_acme(role, &r)?;
             let listen = match r.listen {
                 Some(text) => text.parse::<SocketAddr>().map_err(|_| {
                     err(
@@ -483,6 +523,7 @@ impl ServeConfig {
                 rate_per_minute,
                 signer,
                 est,
+                acme,
             });
         }
         check_shared_addresses(&roles)?;
@@ -505,6 +546,102 @@ impl ServeConfig {
             api: build_api(raw.api)?,
         })
     }
+}
+
+/// `[roles.acme]`'s own keys; the other roles refuse them.
+fn build_acme(role: Role, r: &RawRole) -> Result<Option<AcmeConfig>, ConfigError> {
+    let key = |k: &str| format!("roles.{}.{k}", role.name());
+    if role != Role::Acme {
+        for (set, k) in [
+            (r.template.is_some(), "template"),
+            (r.principal.is_some(), "principal"),
+            (r.http01_port.is_some(), "http01_port"),
+            (r.resolve.is_some(), "resolve"),
+            (r.dns_server.is_some(), "dns_server"),
+            (
+                r.external_account_required.is_some(),
+                "external_account_required",
+            ),
+            (r.authz_reuse_secs.is_some(), "authz_reuse_secs"),
+        ] {
+            if set {
+                let only = if k == "template" {
+                    "only the est and acme roles have this setting"
+                } else {
+                    "only the acme role has this setting"
+                };
+                return Err(err(key(k), only));
+            }
+        }
+        return Ok(None);
+    }
+    let template = r.template.clone().ok_or_else(|| {
+        err(
+            key("template"),
+            "required: the template ACME orders are issued under",
+        )
+    })?;
+    if template.trim().is_empty() {
+        return Err(err(key("template"), "must not be empty"));
+    }
+    let external_account_required = r.external_account_required.unwrap_or(false);
+    let principal = r.principal.clone();
+    if principal.is_none() && !external_account_required {
+        return Err(err(
+            key("principal"),
+            "required unless external_account_required = true: the directory principal \
+             certificates are requested for when an account has no external account binding",
+        ));
+    }
+    if principal.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(err(key("principal"), "must not be empty"));
+    }
+    let http01_port = r.http01_port.unwrap_or(80);
+    if http01_port == 0 {
+        return Err(err(key("http01_port"), "must be a port from 1 to 65535"));
+    }
+    let mut resolve = BTreeMap::new();
+    for (name, addr) in r.resolve.clone().unwrap_or_default() {
+        let ip = addr.parse::<std::net::IpAddr>().map_err(|_| {
+            err(
+                format!("{}.{name}", key("resolve")),
+                format!("`{addr}` is not an IP address"),
+            )
+        })?;
+        let body = name.strip_prefix("*.").unwrap_or(&name);
+        if body.is_empty() || body.contains('*') {
+            return Err(err(
+                format!("{}.{name}", key("resolve")),
+                "a name, or *.suffix for every name under it",
+            ));
+        }
+        resolve.insert(name.to_ascii_lowercase(), ip);
+    }
+    let dns_server = match &r.dns_server {
+        None => None,
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            err(
+                key("dns_server"),
+                format!("`{text}` is not an address:port such as 127.0.0.1:53"),
+            )
+        })?),
+    };
+    let authz_reuse_secs = r.authz_reuse_secs.unwrap_or(30 * 24 * 3600);
+    if !(0..=90 * 24 * 3600).contains(&authz_reuse_secs) {
+        return Err(err(
+            key("authz_reuse_secs"),
+            "must lie between 0 and 7776000 (90 days)",
+        ));
+    }
+    Ok(Some(AcmeConfig {
+        template,
+        principal,
+        http01_port,
+        resolve,
+        dns_server,
+        external_account_required,
+        authz_reuse_secs,
+    }))
 }
 
 /// A plain-HTTP role and a TLS role cannot share one socket.
@@ -761,6 +898,21 @@ mod tests {
         .unwrap();
         assert!(c.roles.is_empty());
         for (text, key) in [
+            ("[roles.acme]\nprincipal = \"p\"\n", "roles.acme.template"),
+            ("[roles.acme]\ntemplate = \"t\"\n", "roles.acme.principal"),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\nhttp01_port = 0\n",
+                "roles.acme.http01_port",
+            ),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\nresolve = { \"a.test\" = \"nowhere\" }\n",
+                "roles.acme.resolve.a.test",
+            ),
+            (
+                "[roles.acme]\ntemplate = \"t\"\nprincipal = \"p\"\ndns_server = \"x\"\n",
+                "roles.acme.dns_server",
+            ),
+            ("[roles.api]\ntemplate = \"t\"\n", "roles.api.template"),
             ("[roles.ocsp]\nsigner = \"hsm\"\n", "roles.ocsp.signer"),
             ("[roles.crl]\nsigner = \"ca\"\n", "roles.crl.signer"),
             (

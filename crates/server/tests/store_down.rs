@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use fleetpki_ca::{Actor, CaSource, InitOptions, Site};
 use fleetpki_model::UnixTime;
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey};
 use fleetpki_model::audit::AuditEntry;
 use fleetpki_model::directory::{Group, Principal};
 use fleetpki_model::record::{
@@ -103,6 +104,36 @@ impl Store for Down {
         down()
     }
     async fn policy_version(&self) -> Result<i64, StoreError> {
+        down()
+    }
+    async fn acme_account(&self, _: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        down()
+    }
+    async fn acme_account_by_thumbprint(&self, _: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        down()
+    }
+    async fn acme_eab_key(&self, _: &str) -> Result<Option<EabKey>, StoreError> {
+        down()
+    }
+    async fn acme_order(&self, _: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        down()
+    }
+    async fn acme_order_by_serial(&self, _: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        down()
+    }
+    async fn acme_orders_of(&self, _: &str, _: i64) -> Result<Vec<String>, StoreError> {
+        down()
+    }
+    async fn acme_authz(&self, _: &str) -> Result<Option<AcmeAuthz>, StoreError> {
+        down()
+    }
+    async fn acme_valid_authz(
+        &self,
+        _: &str,
+        _: &str,
+        _: bool,
+        _: UnixTime,
+    ) -> Result<Option<AcmeAuthz>, StoreError> {
         down()
     }
     async fn audit_entries(&self, _: i64, _: i64) -> Result<Vec<AuditEntry>, StoreError> {

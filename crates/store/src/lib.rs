@@ -2,6 +2,7 @@
 //! and PostgreSQL, with every write going through [`Store::apply`] as one transaction and
 //! concurrent writers batched by [`GroupCommitter`].
 
+mod acme;
 mod db;
 mod error;
 mod group_commit;
@@ -16,6 +17,7 @@ pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use fleetpki_model::UnixTime;
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey};
 use fleetpki_model::audit::{AuditEntry, AuditEvent};
 use fleetpki_model::directory::{Group, Principal};
 use fleetpki_model::record::{
@@ -139,6 +141,30 @@ pub enum Change {
         at: UnixTime,
         audit: AuditEvent,
     },
+    /// Creates an ACME account. `Conflict` if its id, its key (thumbprint) or its EAB key id
+    /// is already taken, `NotFound` if it names an EAB key that does not exist.
+    AcmeNewAccount {
+        account: AcmeAccount,
+        audit: AuditEvent,
+    },
+    /// Replaces an ACME account's key, status and contact (its id, principal and EAB key id
+    /// stay). `NotFound` if unknown, `Conflict` if the new key is another account's.
+    AcmeUpdateAccount {
+        account: AcmeAccount,
+        audit: AuditEvent,
+    },
+    /// Stores an external account binding key. `Conflict` if its kid exists.
+    AcmeCreateEab { key: EabKey, audit: AuditEvent },
+    /// Inserts or replaces an ACME order and the given authorizations. Protocol state: no
+    /// audit event (what is audited is the issuance the order leads to, and the accounts).
+    /// `NotFound` if the account does not exist.
+    AcmePutOrder {
+        order: AcmeOrder,
+        authorizations: Vec<AcmeAuthz>,
+    },
+    /// Inserts or replaces an ACME authorization (a challenge's outcome). `NotFound` if the
+    /// account does not exist.
+    AcmePutAuthz { authz: AcmeAuthz },
 }
 
 /// What a change produced.
@@ -228,6 +254,29 @@ pub trait Store: Send + Sync {
     /// `PutPrincipal`, `AddMember` (the directory decides what a client's policy grants) and
     /// `BumpPolicy`. It never decreases, so clients can refuse a policy older than one they saw.
     async fn policy_version(&self) -> Result<i64, StoreError>;
+
+    async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError>;
+    /// The account holding this key (RFC 7638 thumbprint, base64url).
+    async fn acme_account_by_thumbprint(
+        &self,
+        thumbprint: &str,
+    ) -> Result<Option<AcmeAccount>, StoreError>;
+    async fn acme_eab_key(&self, kid: &str) -> Result<Option<EabKey>, StoreError>;
+    async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError>;
+    /// The order whose certificate has this serial.
+    async fn acme_order_by_serial(&self, serial: &str) -> Result<Option<AcmeOrder>, StoreError>;
+    /// An account's order ids, by id, at most `limit`.
+    async fn acme_orders_of(&self, account: &str, limit: i64) -> Result<Vec<String>, StoreError>;
+    async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError>;
+    /// A valid authorization of `account` for `identifier` (with this wildcard flag) that is
+    /// still valid at `at`: new orders for the same name reuse it.
+    async fn acme_valid_authz(
+        &self,
+        account: &str,
+        identifier: &str,
+        wildcard: bool,
+        at: UnixTime,
+    ) -> Result<Option<AcmeAuthz>, StoreError>;
 
     /// Audit entries with `seq > after`, in order, at most `limit`.
     async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError>;

@@ -1,10 +1,12 @@
 //! The store itself, written once for both backends: the SQL, the semantics of each
 //! [`Change`], the audit chain, the reads and the fingerprint.
 
+use crate::acme::{self, account_cols};
 use crate::db::{Arg, Db, Row, Tx, args};
 use crate::{Applied, Change, Decision, Store, StoreError};
 use async_trait::async_trait;
 use fleetpki_model::UnixTime;
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder, EabKey};
 use fleetpki_model::audit::{AuditEntry, AuditEvent, Outcome, seal};
 use fleetpki_model::directory::{Group, Principal};
 use fleetpki_model::record::{
@@ -615,6 +617,28 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             consume_token(tx, &id, &secret_sha256, at).await?;
             chain.append(tx, audit).await?;
         }
+        Change::AcmeNewAccount { account, audit } => {
+            acme::new_account(tx, &account).await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::AcmeUpdateAccount { account, audit } => {
+            acme::update_account(tx, &account).await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::AcmeCreateEab { key, audit } => {
+            acme::create_eab(tx, &key).await?;
+            chain.append(tx, audit).await?;
+        }
+        Change::AcmePutOrder {
+            order,
+            authorizations,
+        } => {
+            acme::put_order(tx, &order).await?;
+            for a in &authorizations {
+                acme::put_authz(tx, a).await?;
+            }
+        }
+        Change::AcmePutAuthz { authz } => acme::put_authz(tx, &authz).await?,
     }
     Ok(Applied::Done)
 }
@@ -941,6 +965,26 @@ const DUMP: &[(&str, &[Kind])] = &[
     (
         "SELECT id, policy_version FROM site_meta ORDER BY id",
         &[I, I],
+    ),
+    (
+        concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM acme_accounts ORDER BY id"
+        ),
+        &[T, T, T, T, T, T, T, I],
+    ),
+    (
+        "SELECT kid, principal, hmac_key, created_at, created_by FROM acme_eab_keys ORDER BY kid",
+        &[T, T, B, I, T],
+    ),
+    (
+        "SELECT id, account, status, serial, body FROM acme_orders ORDER BY id",
+        &[T, T, T, T, T],
+    ),
+    (
+        "SELECT id, account, identifier, status, expires, body FROM acme_authorizations ORDER BY id",
+        &[T, T, T, T, I, T],
     ),
 ];
 
@@ -1399,6 +1443,75 @@ impl<B> Store for SqlStore<B> {
                 StoreError::Corrupt("the site_meta row (policy version) is missing".into())
             })?
             .get("policy_version")
+    }
+
+    async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        acme::account(
+            &self.db,
+            concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM acme_accounts WHERE id = $1"
+            ),
+            id,
+        )
+        .await
+    }
+
+    async fn acme_account_by_thumbprint(
+        &self,
+        thumbprint: &str,
+    ) -> Result<Option<AcmeAccount>, StoreError> {
+        acme::account(
+            &self.db,
+            concat!(
+                "SELECT ",
+                account_cols!(),
+                " FROM acme_accounts WHERE thumbprint = $1"
+            ),
+            thumbprint,
+        )
+        .await
+    }
+
+    async fn acme_eab_key(&self, kid: &str) -> Result<Option<EabKey>, StoreError> {
+        acme::eab_key(&self.db, kid).await
+    }
+
+    async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        acme::order(
+            &self.db,
+            "SELECT id, body FROM acme_orders WHERE id = $1",
+            id,
+        )
+        .await
+    }
+
+    async fn acme_order_by_serial(&self, serial: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        acme::order(
+            &self.db,
+            "SELECT id, body FROM acme_orders WHERE serial = $1",
+            serial,
+        )
+        .await
+    }
+
+    async fn acme_orders_of(&self, account: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        acme::orders_of(&self.db, account, limit).await
+    }
+
+    async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
+        acme::authz(&self.db, id).await
+    }
+
+    async fn acme_valid_authz(
+        &self,
+        account: &str,
+        identifier: &str,
+        wildcard: bool,
+        at: UnixTime,
+    ) -> Result<Option<AcmeAuthz>, StoreError> {
+        acme::valid_authz(&self.db, account, identifier, wildcard, at).await
     }
 
     async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {

@@ -1,6 +1,10 @@
 //! The storage contract: one suite of cases, each run against SQLite (a temporary file) and
 //! PostgreSQL (a fresh database on the server named by `FLEETPKI_TEST_POSTGRES_URL`).
 
+use fleetpki_model::acme::{
+    AccountStatus, AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeOrder, AuthzStatus, ChallengeStatus,
+    EabKey, OrderStatus,
+};
 use fleetpki_model::audit::{AuditEvent, Outcome, verify_chain};
 use fleetpki_model::directory::{Group, Principal, PrincipalKind};
 use fleetpki_model::record::{
@@ -139,7 +143,8 @@ contract!(
     token_authorises_issuance,
     token_used_once_under_concurrency,
     policy_version,
-    requests_by_submitter;
+    requests_by_submitter,
+    acme_state;
     url: two_stores_one_chain,
     site_state_shared,
 );
@@ -1454,6 +1459,36 @@ impl Store for Held {
     async fn policy_version(&self) -> Result<i64, StoreError> {
         self.inner.policy_version().await
     }
+    async fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        self.inner.acme_account(id).await
+    }
+    async fn acme_account_by_thumbprint(&self, t: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        self.inner.acme_account_by_thumbprint(t).await
+    }
+    async fn acme_eab_key(&self, kid: &str) -> Result<Option<EabKey>, StoreError> {
+        self.inner.acme_eab_key(kid).await
+    }
+    async fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        self.inner.acme_order(id).await
+    }
+    async fn acme_order_by_serial(&self, serial: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        self.inner.acme_order_by_serial(serial).await
+    }
+    async fn acme_orders_of(&self, a: &str, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.inner.acme_orders_of(a, limit).await
+    }
+    async fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
+        self.inner.acme_authz(id).await
+    }
+    async fn acme_valid_authz(
+        &self,
+        a: &str,
+        i: &str,
+        w: bool,
+        at: i64,
+    ) -> Result<Option<AcmeAuthz>, StoreError> {
+        self.inner.acme_valid_authz(a, i, w, at).await
+    }
     async fn fingerprint(&self) -> Result<String, StoreError> {
         self.inner.fingerprint().await
     }
@@ -1959,6 +1994,242 @@ async fn client_decisions(s: Arc<dyn Store>) {
     let e = refused(s, vec![decide("PC1", ClientStatus::Pending, 1)]).await;
     assert_conflict_why(e, "client", "PC1", "pending");
     assert_eq!(assert_chain(s).await, 4);
+}
+
+fn acme_account(id: &str, thumbprint: &str, eab: Option<&str>) -> AcmeAccount {
+    AcmeAccount {
+        id: id.into(),
+        jwk: format!("{{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"{thumbprint}\"}}"),
+        thumbprint: thumbprint.into(),
+        status: AccountStatus::Valid,
+        contact: vec!["mailto:ops@fleet.test".into()],
+        principal: eab.map(|_| "PC1".to_string()),
+        eab_kid: eab.map(str::to_string),
+        created_at: 1_700_000_000,
+    }
+}
+
+fn acme_authz(id: &str, account: &str, name: &str, status: AuthzStatus, expires: i64) -> AcmeAuthz {
+    AcmeAuthz {
+        id: id.into(),
+        account: account.into(),
+        identifier: name.into(),
+        wildcard: false,
+        status,
+        expires,
+        challenges: vec![AcmeChallenge {
+            kind: "http-01".into(),
+            token: format!("tok-{id}"),
+            status: ChallengeStatus::Pending,
+            validated: None,
+            error: None,
+        }],
+    }
+}
+
+/// ACME accounts (one per key, one per EAB key), key change, orders and authorizations with
+/// their lookups.
+async fn acme_state(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    let eab = EabKey {
+        kid: "kid1".into(),
+        principal: "PC1".into(),
+        hmac_key: vec![7; 32],
+        created_at: 1_700_000_000,
+        created_by: "cli".into(),
+    };
+    apply1(
+        s,
+        Change::AcmeCreateEab {
+            key: eab.clone(),
+            audit: ev("acme.eab", "kid1"),
+        },
+    )
+    .await;
+    assert_eq!(s.acme_eab_key("kid1").await.unwrap(), Some(eab.clone()));
+    let e = refused(
+        s,
+        vec![Change::AcmeCreateEab {
+            key: eab,
+            audit: ev("acme.eab", "kid1"),
+        }],
+    )
+    .await;
+    assert_conflict(e, "acme eab key", "kid1");
+
+    let a1 = acme_account("a1", "tp1", Some("kid1"));
+    apply1(
+        s,
+        Change::AcmeNewAccount {
+            account: a1.clone(),
+            audit: ev("acme.account", "a1"),
+        },
+    )
+    .await;
+    assert_eq!(s.acme_account("a1").await.unwrap(), Some(a1.clone()));
+    assert_eq!(
+        s.acme_account_by_thumbprint("tp1").await.unwrap(),
+        Some(a1.clone())
+    );
+    for (account, what, key) in [
+        (acme_account("a2", "tp1", None), "acme account", "a2"),
+        (
+            acme_account("a2", "tp2", Some("kid1")),
+            "acme eab key",
+            "kid1",
+        ),
+    ] {
+        let e = refused(
+            s,
+            vec![Change::AcmeNewAccount {
+                account,
+                audit: ev("acme.account", "a2"),
+            }],
+        )
+        .await;
+        assert_conflict(e, what, key);
+    }
+    let e = refused(
+        s,
+        vec![Change::AcmeNewAccount {
+            account: acme_account("a2", "tp2", Some("nokid")),
+            audit: ev("acme.account", "a2"),
+        }],
+    )
+    .await;
+    assert_not_found(e, "acme eab key", "nokid");
+    let a2 = acme_account("a2", "tp2", None);
+    apply1(
+        s,
+        Change::AcmeNewAccount {
+            account: a2.clone(),
+            audit: ev("acme.account", "a2"),
+        },
+    )
+    .await;
+    // Key change: to a key of its own, never to another account's.
+    let e = refused(
+        s,
+        vec![Change::AcmeUpdateAccount {
+            account: AcmeAccount {
+                thumbprint: "tp2".into(),
+                ..a1.clone()
+            },
+            audit: ev("acme.key-change", "a1"),
+        }],
+    )
+    .await;
+    assert_conflict(e, "acme account", "a1");
+    let moved = AcmeAccount {
+        thumbprint: "tp3".into(),
+        jwk: "{}".into(),
+        status: AccountStatus::Deactivated,
+        ..a1.clone()
+    };
+    apply1(
+        s,
+        Change::AcmeUpdateAccount {
+            account: moved.clone(),
+            audit: ev("acme.key-change", "a1"),
+        },
+    )
+    .await;
+    assert_eq!(s.acme_account_by_thumbprint("tp1").await.unwrap(), None);
+    assert_eq!(
+        s.acme_account_by_thumbprint("tp3").await.unwrap(),
+        Some(moved)
+    );
+
+    let at = 1_700_000_000;
+    let z1 = acme_authz("z1", "a2", "h1.fleet.test", AuthzStatus::Pending, at + 100);
+    let mut order = AcmeOrder {
+        id: "o1".into(),
+        account: "a2".into(),
+        status: OrderStatus::Pending,
+        expires: at + 100,
+        identifiers: vec!["h1.fleet.test".into()],
+        authorizations: vec!["z1".into()],
+        request_id: None,
+        serial: None,
+        error: None,
+        created_at: at,
+    };
+    apply1(
+        s,
+        Change::AcmePutOrder {
+            order: order.clone(),
+            authorizations: vec![z1.clone()],
+        },
+    )
+    .await;
+    assert_eq!(s.acme_order("o1").await.unwrap(), Some(order.clone()));
+    assert_eq!(s.acme_authz("z1").await.unwrap(), Some(z1.clone()));
+    assert_eq!(
+        s.acme_valid_authz("a2", "h1.fleet.test", false, at)
+            .await
+            .unwrap(),
+        None
+    );
+    let valid = AcmeAuthz {
+        status: AuthzStatus::Valid,
+        ..z1
+    };
+    apply1(
+        s,
+        Change::AcmePutAuthz {
+            authz: valid.clone(),
+        },
+    )
+    .await;
+    assert_eq!(
+        s.acme_valid_authz("a2", "h1.fleet.test", false, at)
+            .await
+            .unwrap(),
+        Some(valid.clone())
+    );
+    // Not another account's, not a wildcard's, not once expired.
+    assert_eq!(
+        s.acme_valid_authz("a1", "h1.fleet.test", false, at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.acme_valid_authz("a2", "h1.fleet.test", true, at)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.acme_valid_authz("a2", "h1.fleet.test", false, at + 100)
+            .await
+            .unwrap(),
+        None
+    );
+    order.status = OrderStatus::Valid;
+    order.serial = Some("0a".into());
+    apply1(
+        s,
+        Change::AcmePutOrder {
+            order: order.clone(),
+            authorizations: vec![],
+        },
+    )
+    .await;
+    assert_eq!(s.acme_order_by_serial("0a").await.unwrap(), Some(order));
+    assert_eq!(
+        s.acme_orders_of("a2", 10).await.unwrap(),
+        vec!["o1".to_string()]
+    );
+    let e = refused(
+        s,
+        vec![Change::AcmePutAuthz {
+            authz: acme_authz("z2", "nobody", "h2.fleet.test", AuthzStatus::Pending, at),
+        }],
+    )
+    .await;
+    assert_not_found(e, "acme account", "nobody");
+    assert_chain(s).await;
 }
 
 async fn enroll_tokens(s: Arc<dyn Store>) {

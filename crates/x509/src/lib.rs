@@ -16,6 +16,7 @@ pub mod name;
 pub mod ocsp;
 pub mod pem;
 pub mod pfx;
+pub mod scep;
 pub mod serial;
 
 pub use error::X509Error;

@@ -1,5 +1,6 @@
 //! One module per command group; `Ctx` carries the global options.
 
+pub mod acme;
 pub mod agent;
 pub mod audit;
 pub mod ca;
@@ -12,6 +13,7 @@ pub mod init;
 pub mod quickstart;
 pub mod request;
 pub mod serve;
+pub mod simulate;
 pub mod status;
 pub mod template;
 pub mod token;

@@ -213,7 +213,7 @@ async fn serve(site: Site, client_dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind(("127.0.0.1", 0)).context("cannot find a free port")?;
     Ok(l.local_addr().context("cannot find a free port")?.port())
 }

@@ -1,6 +1,7 @@
 //! The HTTP roles, one module each; `router` picks a role's routes, caps request bodies at the
 //! role's `max_body_bytes`, counts and logs its requests.
 
+mod acme;
 mod api;
 mod cdp;
 mod enrollment;
@@ -44,6 +45,10 @@ pub(crate) async fn router(
             }
             None => Router::new(),
         },
+        Role::Acme => {
+            acme::check(rc, &state.site).await?;
+            acme::router(rc)
+        }
     };
     let role = rc.role.name();
     let max = rc.max_body_bytes;
@@ -54,7 +59,7 @@ pub(crate) async fn router(
     // (after their own rate and content-type checks); the CRL role refuses an oversized
     // declared length at once.
     let routes = match rc.role {
-        Role::Api | Role::ManagementPoint | Role::Est => {
+        Role::Api | Role::ManagementPoint | Role::Est | Role::Acme => {
             routes.layer(middleware::from_fn(move |req: Request, next: Next| {
                 read_whole_body(role, max, req, next)
             }))

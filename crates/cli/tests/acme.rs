@@ -1,0 +1,853 @@
+//! The acme role on loopback: certbot and lego obtain certificates through real http-01
+//! (then certbot revokes and lego renews), a minimal JWS client of our own covers external
+//! account binding, key change and refusals, and a catalogue of malformed JWSs is answered
+//! with ACME problem types and stores nothing.
+
+mod common;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::server::{Server, free_port};
+use common::{Site, openssl_csr, s};
+use fleetpki_testkit as kit;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+fn b64(b: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// A two-tier site whose `ACME Web` template (from WebServer) takes names under fleet.test and
+/// grants Enroll to Servers (SRV1, WEB2).
+fn acme_site() -> Site {
+    let site = Site::two_tier();
+    site.ok(&[
+        "directory",
+        "add-computer",
+        "WEB2",
+        "--dns",
+        "web2.fleet.test",
+        "--group",
+        "Servers",
+    ]);
+    site.ok(&["template", "duplicate", "WebServer", "ACME Web"]);
+    site.ok(&[
+        "template",
+        "set",
+        "ACME Web",
+        "--permitted-dns-suffixes",
+        "fleet.test",
+    ]);
+    site.enable("ACME Web", "Servers");
+    site
+}
+
+const OTHER_ROLES_OFF: &str = "[tls]\nintranet_fqdn = \"localhost\"\n\
+    [roles.crl]\nenabled = false\n[roles.management-point]\nenabled = false\n\
+    [roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n\
+    [roles.api]\nenabled = false\n";
+
+/// `fleetpki serve` with only the acme role; http-01 goes to `http_port` on loopback for every
+/// name under fleet.test.
+fn start(site: &Site, http_port: u16, extra: &str) -> (Server, String) {
+    let config = format!(
+        "{OTHER_ROLES_OFF}[roles.acme]\ntemplate = \"ACME Web\"\nprincipal = \"SRV1\"\n\
+         http01_port = {http_port}\nresolve = {{ \"*.fleet.test\" = \"127.0.0.1\" }}\n{extra}"
+    );
+    let server = Server::start(site, &config, 1);
+    let dir = format!("https://localhost:{}/acme/directory", server.port("acme"));
+    (server, dir)
+}
+
+/// Every certificate must verify against the site's root and pass pkilint's PKIX profile.
+fn check_issued(site: &Site, leaf_pem: &str) {
+    let v = kit::openssl_verify(&site.root_pem(), Some(&site.issuing_pem()), None, leaf_pem)
+        .expect("openssl verify");
+    assert!(v.success(), "openssl verify: {}", v.combined());
+    if kit::tool(kit::LINT_PKIX_CERT).is_some() {
+        let findings = kit::pkilint_cert(leaf_pem).expect("pkilint");
+        assert!(findings.is_empty(), "pkilint findings: {findings:#?}");
+    }
+}
+
+fn serial_of_pem(pem: &str) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("c.pem");
+    std::fs::write(&p, pem).expect("write");
+    let o = kit::openssl(&["x509", "-in", s(&p), "-noout", "-serial"]).expect("x509");
+    assert!(o.success(), "{}", o.combined());
+    o.stdout
+        .trim()
+        .strip_prefix("serial=")
+        .expect("serial=")
+        .to_ascii_lowercase()
+}
+
+/// The first PEM block of a file.
+fn first_pem(text: &str) -> String {
+    let end = "-----END CERTIFICATE-----";
+    let i = text.find(end).expect("a certificate") + end.len();
+    format!("{}\n", &text[..i])
+}
+
+fn run_tool(cmd: &mut Command, what: &str) {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert!(
+        o.status.success(),
+        "{what} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn certbot_obtains_then_revokes() {
+    if kit::tool("certbot").is_none() {
+        return;
+    }
+    let site = acme_site();
+    let http = free_port();
+    let (server, directory) = start(&site, http, "");
+    let d = site.path("certbot");
+    let dirs = |c: &mut Command| {
+        c.env("REQUESTS_CA_BUNDLE", site.path("ca/root.pem"))
+            .args(["--config-dir", &format!("{}/conf", d.display())])
+            .args(["--work-dir", &format!("{}/work", d.display())])
+            .args(["--logs-dir", &format!("{}/logs", d.display())]);
+    };
+    let mut c = Command::new("certbot");
+    dirs(&mut c);
+    c.args([
+        "certonly",
+        "--standalone",
+        "--non-interactive",
+        "--agree-tos",
+        "-m",
+        "ops@fleet.test",
+        "--server",
+        &directory,
+        "--http-01-port",
+        &http.to_string(),
+        "--http-01-address",
+        "127.0.0.1",
+        "-d",
+        "host1.fleet.test",
+        "--key-type",
+        "ecdsa",
+    ]);
+    run_tool(&mut c, "certbot certonly");
+    let live = d.join("conf/live/host1.fleet.test");
+    let cert = std::fs::read_to_string(live.join("cert.pem")).expect("cert.pem");
+    check_issued(&site, &cert);
+    let serial = serial_of_pem(&cert);
+    let shown = site.json(&["cert", "show", &serial]);
+    assert_eq!(shown["principal"], "SRV1", "{shown}");
+    assert_eq!(shown["template"], "ACME Web", "{shown}");
+    assert!(shown["revocation"].is_null(), "{shown}");
+    // The chain certbot saved verifies too.
+    let chain = std::fs::read_to_string(live.join("chain.pem")).expect("chain.pem");
+    assert!(chain.contains("BEGIN CERTIFICATE"));
+
+    let mut c = Command::new("certbot");
+    dirs(&mut c);
+    c.args([
+        "revoke",
+        "--non-interactive",
+        "--server",
+        &directory,
+        "--cert-path",
+        s(&live.join("cert.pem")),
+        "--reason",
+        "keycompromise",
+        "--no-delete-after-revoke",
+    ]);
+    run_tool(&mut c, "certbot revoke");
+    let shown = site.json(&["cert", "show", &serial]);
+    assert_eq!(shown["revocation"]["reason"], "keyCompromise", "{shown}");
+    server.stop();
+}
+
+#[test]
+fn lego_obtains_then_renews() {
+    if kit::tool("lego").is_none() {
+        return;
+    }
+    let site = acme_site();
+    let http = free_port();
+    let (server, directory) = start(&site, http, "");
+    let path = site.path("lego");
+    let lego = |cmd: &[&str]| {
+        let mut c = Command::new("lego");
+        c.env("LEGO_CA_CERTIFICATES", site.path("ca/root.pem"))
+            .args([
+                "--server",
+                &directory,
+                "--accept-tos",
+                "--email",
+                "ops@fleet.test",
+            ])
+            .args(["--path", s(&path), "--key-type", "ec256"])
+            .args(["--domains", "host2.fleet.test", "--http"])
+            .args(["--http.port", &format!("127.0.0.1:{http}")])
+            .args(cmd);
+        c
+    };
+    run_tool(&mut lego(&["run"]), "lego run");
+    let crt = path.join("certificates/host2.fleet.test.crt");
+    let first = first_pem(&std::fs::read_to_string(&crt).expect("crt"));
+    check_issued(&site, &first);
+    // Renew now (the certificate has far more than 30 days left: ask for renewal within 1000).
+    run_tool(
+        &mut lego(&["renew", "--days", "1000", "--no-random-sleep"]),
+        "lego renew",
+    );
+    let renewed = first_pem(&std::fs::read_to_string(&crt).expect("crt"));
+    assert_ne!(serial_of_pem(&renewed), serial_of_pem(&first), "renewed");
+    check_issued(&site, &renewed);
+    let shown = site.json(&["cert", "show", &serial_of_pem(&renewed)]);
+    assert_eq!(shown["principal"], "SRV1", "{shown}");
+    server.stop();
+}
+
+// ---- a minimal ACME client: ES256 JWS over curl -------------------------------------------
+
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A problem document of this ACME type.
+    #[track_caller]
+    fn problem(&self, kind: &str) -> String {
+        let ct = self.header("content-type").unwrap_or_default();
+        assert_eq!(ct, "application/problem+json", "status {}", self.status);
+        let v = self.json();
+        assert_eq!(
+            v["type"],
+            format!("urn:ietf:params:acme:error:{kind}"),
+            "{v}"
+        );
+        assert_eq!(v["status"], self.status, "{v}");
+        v["detail"].as_str().expect("detail").to_string()
+    }
+}
+
+fn curl(root: &Path, port: u16, method: &str, url: &str, body: Option<&[u8]>, ct: &str) -> Resp {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("body");
+    let hdr = dir.path().join("headers");
+    let mut c = Command::new("curl");
+    c.args(["-sS", "--cacert", s(root)])
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-D", s(&hdr), "-o", s(&out), "-X", method]);
+    if method == "HEAD" {
+        c.arg("-I");
+    }
+    if let Some(b) = body {
+        let f = dir.path().join("req");
+        std::fs::write(&f, b).expect("req");
+        c.args(["-H", &format!("Content-Type: {ct}")])
+            .args(["--data-binary", &format!("@{}", f.display())]);
+    }
+    c.arg(url);
+    let o = c.output().expect("curl");
+    assert!(
+        o.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let head = std::fs::read_to_string(&hdr).expect("headers");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .expect("status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: std::fs::read(&out).unwrap_or_default(),
+    }
+}
+
+fn p256() -> EcdsaKeyPair {
+    EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).expect("key")
+}
+
+fn jwk_of(k: &EcdsaKeyPair) -> Value {
+    let p = k.public_key().as_ref();
+    json!({"crv": "P-256", "kty": "EC", "x": b64(&p[1..33]), "y": b64(&p[33..65])})
+}
+
+fn thumbprint(k: &EcdsaKeyPair) -> String {
+    let j = jwk_of(k);
+    let canon = format!(
+        r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+        j["x"].as_str().expect("x"),
+        j["y"].as_str().expect("y")
+    );
+    b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canon.as_bytes()).as_ref())
+}
+
+fn sign(k: &EcdsaKeyPair, protected: &Value, payload: &str) -> Value {
+    let p = b64(protected.to_string().as_bytes());
+    let sig = k
+        .sign(&SystemRandom::new(), format!("{p}.{payload}").as_bytes())
+        .expect("sign");
+    json!({"protected": p, "payload": payload, "signature": b64(sig.as_ref())})
+}
+
+struct Client {
+    root: PathBuf,
+    port: u16,
+    dir: Value,
+    key: EcdsaKeyPair,
+    kid: Option<String>,
+}
+
+impl Client {
+    fn new(site: &Site, server: &Server) -> Client {
+        let port = server.port("acme");
+        let root = site.path("ca/root.pem");
+        let url = format!("https://localhost:{port}/acme/directory");
+        let dir = curl(&root, port, "GET", &url, None, "").json();
+        Client {
+            root,
+            port,
+            dir,
+            key: p256(),
+            kid: None,
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        self.dir[name]
+            .as_str()
+            .expect("directory entry")
+            .to_string()
+    }
+
+    fn nonce(&self) -> String {
+        let r = curl(
+            &self.root,
+            self.port,
+            "HEAD",
+            &self.url("newNonce"),
+            None,
+            "",
+        );
+        r.header("replay-nonce").expect("nonce").to_string()
+    }
+
+    fn raw(&self, url: &str, body: &[u8]) -> Resp {
+        curl(
+            &self.root,
+            self.port,
+            "POST",
+            url,
+            Some(body),
+            "application/jose+json",
+        )
+    }
+
+    fn protected(&self, url: &str, nonce: &str) -> Value {
+        let mut h = json!({"alg": "ES256", "nonce": nonce, "url": url});
+        match &self.kid {
+            Some(kid) => h["kid"] = json!(kid),
+            None => h["jwk"] = jwk_of(&self.key),
+        }
+        h
+    }
+
+    /// POSTs `payload` (None: POST-as-GET) signed by the account key.
+    fn post(&self, url: &str, payload: Option<&Value>) -> Resp {
+        let pl = payload
+            .map(|p| b64(p.to_string().as_bytes()))
+            .unwrap_or_default();
+        let jws = sign(&self.key, &self.protected(url, &self.nonce()), &pl);
+        self.raw(url, jws.to_string().as_bytes())
+    }
+
+    fn new_account(&mut self, eab: Option<(&str, &[u8])>) -> Resp {
+        let url = self.url("newAccount");
+        let mut payload =
+            json!({"termsOfServiceAgreed": true, "contact": ["mailto:ops@fleet.test"]});
+        if let Some((kid, key)) = eab {
+            let p = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+                .to_string()
+                .as_bytes());
+            let pl = b64(jwk_of(&self.key).to_string().as_bytes());
+            let tag = aws_lc_rs::hmac::sign(
+                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+                format!("{p}.{pl}").as_bytes(),
+            );
+            payload["externalAccountBinding"] =
+                json!({"protected": p, "payload": pl, "signature": b64(tag.as_ref())});
+        }
+        let r = self.post(&url, Some(&payload));
+        if r.status == 201 || r.status == 200 {
+            self.kid = Some(r.header("location").expect("location").to_string());
+        }
+        r
+    }
+
+    /// Orders `names`, answers every http-01 challenge through `responder`, finalizes with a
+    /// fresh P-256 CSR and downloads the chain. Returns the leaf PEM.
+    fn issue(&self, site: &Site, responder: &Responder, names: &[&str]) -> String {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        let r = self.post(&self.url("newOrder"), Some(&json!({"identifiers": ids})));
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let order_url = r.header("location").expect("location").to_string();
+        let order = r.json();
+        for z in order["authorizations"].as_array().expect("authzs") {
+            let z = z.as_str().expect("url");
+            let authz = self.post(z, None).json();
+            if authz["status"] == "valid" {
+                continue;
+            }
+            let ch = authz["challenges"]
+                .as_array()
+                .expect("challenges")
+                .iter()
+                .find(|c| c["type"] == "http-01")
+                .expect("http-01")
+                .clone();
+            let token = ch["token"].as_str().expect("token");
+            responder.put(token, &format!("{token}.{}", thumbprint(&self.key)));
+            let r = self.post(ch["url"].as_str().expect("url"), Some(&json!({})));
+            assert_eq!(
+                r.json()["status"],
+                "valid",
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        let order = self.post(&order_url, None).json();
+        assert_eq!(order["status"], "ready", "{order}");
+        let dir = site.path("csr");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let san = names
+            .iter()
+            .map(|n| format!("DNS:{n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let csr = openssl_csr(
+            &dir,
+            names[0],
+            "ec:P-256",
+            &format!("/CN={}", names[0]),
+            &["-addext", &format!("subjectAltName={san}")],
+        );
+        let o = kit::openssl(&["req", "-in", s(&csr), "-outform", "DER"]).expect("der");
+        assert!(o.success());
+        let der = Command::new("openssl")
+            .args(["req", "-in", s(&csr), "-outform", "DER"])
+            .output()
+            .expect("openssl")
+            .stdout;
+        let r = self.post(
+            order["finalize"].as_str().expect("finalize"),
+            Some(&json!({"csr": b64(&der)})),
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let order = r.json();
+        assert_eq!(order["status"], "valid", "{order}");
+        let r = self.post(order["certificate"].as_str().expect("certificate"), None);
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/pem-certificate-chain")
+        );
+        let chain = String::from_utf8(r.body).expect("pem");
+        assert_eq!(
+            chain.matches("BEGIN CERTIFICATE").count(),
+            3,
+            "leaf, issuing CA, root"
+        );
+        first_pem(&chain)
+    }
+}
+
+/// A tiny http-01 responder on loopback: answers `/.well-known/acme-challenge/TOKEN` with the
+/// key authorization put for it, 404 otherwise.
+struct Responder {
+    port: u16,
+    answers: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl Responder {
+    fn start() -> Responder {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let answers: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let a = answers.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut line = String::new();
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Drain the headers.
+                let mut h = String::new();
+                while r.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    h.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("");
+                let token = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .unwrap_or("");
+                let found = a
+                    .lock()
+                    .expect("lock")
+                    .iter()
+                    .find(|(t, _)| t == token)
+                    .map(|(_, v)| v.clone());
+                let resp = match found {
+                    Some(v) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{v}",
+                        v.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                            .to_string()
+                    }
+                };
+                let _ = conn.write_all(resp.as_bytes());
+                let mut rest = Vec::new();
+                let _ = conn.shutdown(std::net::Shutdown::Write);
+                let _ = conn.read_to_end(&mut rest);
+            }
+        });
+        Responder { port, answers }
+    }
+
+    fn put(&self, token: &str, value: &str) {
+        self.answers
+            .lock()
+            .expect("lock")
+            .push((token.to_string(), value.to_string()));
+    }
+}
+
+/// `fleetpki acme eab --principal P`: the key id and the HMAC key.
+fn eab(site: &Site, principal: &str) -> (String, Vec<u8>) {
+    let out = site.ok(&["acme", "eab", "--principal", principal]);
+    let field = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}: ")))
+            .unwrap_or_else(|| panic!("no {k} in {out}"))
+            .to_string()
+    };
+    let key = URL_SAFE_NO_PAD
+        .decode(field("hmac_key"))
+        .expect("base64url");
+    (field("kid"), key)
+}
+
+#[test]
+fn eab_binds_a_principal_and_key_change_moves_the_account() {
+    let site = acme_site();
+    let responder = Responder::start();
+    let (server, _) = start(&site, responder.port, "external_account_required = true\n");
+    let mut c = Client::new(&site, &server);
+    assert_eq!(c.dir["meta"]["externalAccountRequired"], true);
+
+    // Without a binding: refused, nothing stored.
+    let before = site.fingerprint();
+    c.new_account(None).problem("externalAccountRequired");
+    // A binding under a key id that does not exist, or with the wrong MAC key.
+    let (kid, key) = eab(&site, "WEB2");
+    let before_bad = site.fingerprint();
+    c.new_account(Some(("eab-nope", &key)))
+        .problem("unauthorized");
+    c.new_account(Some((&kid, &[0u8; 32])))
+        .problem("unauthorized");
+    assert_eq!(
+        site.fingerprint(),
+        before_bad,
+        "refused bindings store nothing"
+    );
+    assert_ne!(before, before_bad, "the EAB key itself is stored");
+
+    let r = c.new_account(Some((&kid, &key)));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["externalAccountBinding"]["kid"], kid.as_str());
+    // The same EAB key cannot bind a second account.
+    let mut other = Client::new(&site, &server);
+    other
+        .new_account(Some((&kid, &key)))
+        .problem("unauthorized");
+
+    // Certificates of the bound account are requested for WEB2, not the role's default SRV1.
+    let leaf = c.issue(&site, &responder, &["www.fleet.test", "web2.fleet.test"]);
+    check_issued(&site, &leaf);
+    let shown = site.json(&["cert", "show", &serial_of_pem(&leaf)]);
+    assert_eq!(shown["principal"], "WEB2", "{shown}");
+
+    // Key change: the inner JWS by the new key over {account, oldKey}, the outer by the old.
+    let new_key = p256();
+    let url = c.url("keyChange");
+    let kid_url = c.kid.clone().expect("kid");
+    let inner = sign(
+        &new_key,
+        &json!({"alg": "ES256", "jwk": jwk_of(&new_key), "url": url}),
+        &b64(json!({"account": kid_url, "oldKey": jwk_of(&c.key)})
+            .to_string()
+            .as_bytes()),
+    );
+    // An inner JWS naming another account is refused.
+    let wrong = sign(
+        &new_key,
+        &json!({"alg": "ES256", "jwk": jwk_of(&new_key), "url": url}),
+        &b64(
+            json!({"account": "https://localhost/acme/acct/x", "oldKey": jwk_of(&c.key)})
+                .to_string()
+                .as_bytes(),
+        ),
+    );
+    c.post(&url, Some(&wrong)).problem("malformed");
+    let r = c.post(&url, Some(&inner));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The old key no longer signs for the account; the new one does, and orders reuse the
+    // authorizations already validated.
+    c.post(&kid_url, None).problem("malformed");
+    c.key = new_key;
+    let r = c.post(&kid_url, None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let leaf = c.issue(&site, &responder, &["www.fleet.test"]);
+    check_issued(&site, &leaf);
+    // newAccount with the new key finds the same account.
+    let mut again = Client::new(&site, &server);
+    again.key = p256();
+    std::mem::swap(&mut again.key, &mut c.key);
+    let r = again.post(
+        &again.url("newAccount"),
+        Some(&json!({"onlyReturnExisting": true})),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("location"), Some(kid_url.as_str()));
+
+    // Revocation by the account: the certificate shows revoked; twice is alreadyRevoked.
+    let der = pem_der(&leaf);
+    let payload = json!({"certificate": b64(&der), "reason": 4});
+    let r = again.post(&again.url("revokeCert"), Some(&payload));
+    // `again` signs with jwk (no kid): the certificate's key is not the account's: refused.
+    r.problem("unauthorized");
+    std::mem::swap(&mut again.key, &mut c.key);
+    let r = c.post(&c.url("revokeCert"), Some(&payload));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    c.post(&c.url("revokeCert"), Some(&payload))
+        .problem("alreadyRevoked");
+    let shown = site.json(&["cert", "show", &serial_of_pem(&leaf)]);
+    assert_eq!(shown["revocation"]["reason"], "superseded", "{shown}");
+    server.stop();
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("pem")
+}
+
+#[test]
+fn orders_outside_the_suffixes_and_malformed_requests_are_refused() {
+    let site = acme_site();
+    let responder = Responder::start();
+    let (server, _) = start(&site, responder.port, "");
+    let mut c = Client::new(&site, &server);
+    let r = c.new_account(None);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let url = c.url("newOrder");
+    let before = site.fingerprint();
+    for (name, kind) in [
+        ("www.example.com", "rejectedIdentifier"),
+        ("fleet.test.evil.com", "rejectedIdentifier"),
+        ("*.fleet.test", "rejectedIdentifier"),
+        ("localhost", "rejectedIdentifier"),
+    ] {
+        let r = c.post(
+            &url,
+            Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+        );
+        let detail = r.problem(kind);
+        assert!(detail.contains("identifiers"), "{detail}");
+    }
+    c.post(
+        &url,
+        Some(&json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
+    )
+    .problem("unsupportedIdentifier");
+    c.post(&url, Some(&json!({"identifiers": []})))
+        .problem("malformed");
+
+    // The JWS catalogue.
+    let nonce = c.nonce();
+    let good = |payload: &Value, nonce: &str| {
+        sign(
+            &c.key,
+            &c.protected(&url, nonce),
+            &b64(payload.to_string().as_bytes()),
+        )
+    };
+    let order = json!({"identifiers": [{"type": "dns", "value": "a.fleet.test"}]});
+    let replayed = good(&order, &nonce);
+    // The first use of the nonce orders (stored); keep the fingerprint after it.
+    let r = c.raw(&url, replayed.to_string().as_bytes());
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let before = {
+        let _ = before;
+        site.fingerprint()
+    };
+    c.raw(&url, replayed.to_string().as_bytes())
+        .problem("badNonce");
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not json", b"{".to_vec(), "malformed"),
+        ("empty", b"".to_vec(), "malformed"),
+        (
+            "made-up nonce",
+            good(&order, "AAAAAAAAAAAAAAAAAAAAAA")
+                .to_string()
+                .into_bytes(),
+            "badNonce",
+        ),
+    ];
+    let mut wrong_url = c.protected("https://localhost:1/acme/new-order", &c.nonce());
+    let tampered = {
+        let mut v = good(&order, &c.nonce());
+        v["payload"] = json!(b64(
+            b"{\"identifiers\":[{\"type\":\"dns\",\"value\":\"b.fleet.test\"}]}"
+        ));
+        v
+    };
+    cases.push((
+        "tampered payload",
+        tampered.to_string().into_bytes(),
+        "malformed",
+    ));
+    wrong_url["alg"] = json!("ES256");
+    cases.push((
+        "wrong url",
+        sign(&c.key, &wrong_url, "").to_string().into_bytes(),
+        "unauthorized",
+    ));
+    let mut none = c.protected(&url, &c.nonce());
+    none["alg"] = json!("none");
+    cases.push((
+        "alg none",
+        sign(&c.key, &none, "").to_string().into_bytes(),
+        "badSignatureAlgorithm",
+    ));
+    let mut unknown = c.protected(&url, &c.nonce());
+    unknown["kid"] = json!(format!("https://localhost:{}/acme/acct/nobody", c.port));
+    cases.push((
+        "unknown kid",
+        sign(&c.key, &unknown, "e30").to_string().into_bytes(),
+        "accountDoesNotExist",
+    ));
+    let mut both = c.protected(&url, &c.nonce());
+    both["jwk"] = jwk_of(&c.key);
+    cases.push((
+        "jwk and kid",
+        sign(&c.key, &both, "e30").to_string().into_bytes(),
+        "malformed",
+    ));
+    let mut general = good(&order, &c.nonce());
+    general["signatures"] = json!([]);
+    cases.push((
+        "general serialization",
+        general.to_string().into_bytes(),
+        "malformed",
+    ));
+    for (name, body, kind) in &cases {
+        let r = c.raw(&url, body);
+        let detail = r.problem(kind);
+        assert!(!detail.is_empty(), "{name}");
+        assert!(
+            r.header("replay-nonce").is_some(),
+            "{name}: a fresh nonce with every error"
+        );
+    }
+    // The wrong media type.
+    let r = curl(
+        &c.root,
+        c.port,
+        "POST",
+        &url,
+        Some(good(&order, &c.nonce()).to_string().as_bytes()),
+        "application/json",
+    );
+    r.problem("malformed");
+    // A CSR naming more than the order, and finalizing an order that is not ready.
+    assert_eq!(site.fingerprint(), before, "refused requests store nothing");
+    let order_url = r_location(&c, &order);
+    let o = c.post(&order_url, None).json();
+    let r = c.post(
+        o["finalize"].as_str().expect("finalize"),
+        Some(&json!({"csr": "AAAA"})),
+    );
+    r.problem("orderNotReady");
+    server.stop();
+}
+
+/// Creates an order and returns its URL.
+fn r_location(c: &Client, order: &Value) -> String {
+    let r = c.post(&c.url("newOrder"), Some(order));
+    assert_eq!(r.status, 201);
+    r.header("location").expect("location").to_string()
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let site = acme_site();
+    for (extra, key) in [
+        (
+            "template = \"Workstation\"\nprincipal = \"SRV1\"\n",
+            "roles.acme.template",
+        ),
+        (
+            "template = \"Nope\"\nprincipal = \"SRV1\"\n",
+            "roles.acme.template",
+        ),
+        (
+            "template = \"ACME Web\"\nprincipal = \"NOBODY\"\n",
+            "roles.acme.principal",
+        ),
+        ("template = \"ACME Web\"\n", "roles.acme.principal"),
+    ] {
+        let cfg = site.path("bad.toml");
+        std::fs::write(&cfg, format!("{OTHER_ROLES_OFF}[roles.acme]\n{extra}")).expect("cfg");
+        let err = site.fails(&["serve", "--config", s(&cfg)]);
+        assert!(err.contains(key), "{extra}: {err}");
+    }
+}

@@ -1,0 +1,1154 @@
+//! SCEP (RFC 8894) messages: a client's pkiMessage (CMS SignedData around an EnvelopedData)
+//! checked and opened, and the CertRep and certificates-only answers built in DER.
+//!
+//! `cms` supplies the types only (its builder does not compile with the version p12-keystore
+//! pins): signing, verification and the envelope's crypto are aws-lc-rs, 3DES (for clients
+//! that still use it) the RustCrypto `des` + `cbc` crates.
+
+use crate::X509Error;
+use crate::alg::{self, Hash, SigAlg};
+use crate::key::{PrivateKey, Signer};
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::enveloped_data::{
+    EncryptedContentInfo, EnvelopedData, KeyTransRecipientInfo, RecipientIdentifier, RecipientInfo,
+    RecipientInfos,
+};
+use cms::revocation::{RevocationInfoChoice, RevocationInfoChoices};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use der::asn1::{ObjectIdentifier as Oid, OctetString, PrintableString, SetOfVec};
+use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
+use fleetpki_model::template::HashAlg;
+use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef};
+use x509_cert::Certificate;
+use x509_cert::attr::Attribute;
+use x509_cert::crl::CertificateList;
+use x509_cert::name::Name;
+
+const ID_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
+const ID_SIGNED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.2");
+const ID_ENVELOPED_DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.3");
+const CONTENT_TYPE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.3");
+const MESSAGE_DIGEST: Oid = Oid::new_unwrap("1.2.840.113549.1.9.4");
+const MESSAGE_TYPE: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.2");
+const PKI_STATUS: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.3");
+const FAIL_INFO: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.4");
+const SENDER_NONCE: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.5");
+const RECIPIENT_NONCE: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.6");
+const TRANSACTION_ID: Oid = Oid::new_unwrap("2.16.840.1.113733.1.9.7");
+const SHA1: Oid = Oid::new_unwrap("1.3.14.3.2.26");
+const MD5: Oid = Oid::new_unwrap("1.2.840.113549.2.5");
+const SHA256: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.1");
+const SHA384: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.2");
+const SHA512: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.2.3");
+const AES128_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.2");
+const AES192_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.22");
+const AES256_CBC: Oid = Oid::new_unwrap("2.16.840.1.101.3.4.1.42");
+const DES_EDE3_CBC: Oid = Oid::new_unwrap("1.2.840.113549.3.7");
+
+/// The longest nonce or transaction ID accepted (RFC 8894 nonces are 16 bytes).
+const MAX_ATTR_LEN: usize = 128;
+
+/// A pkiMessage's type (RFC 8894 3.2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    CertRep,
+    RenewalReq,
+    PkcsReq,
+    CertPoll,
+    GetCert,
+    GetCrl,
+}
+
+impl MessageType {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::CertRep => "3",
+            Self::RenewalReq => "17",
+            Self::PkcsReq => "19",
+            Self::CertPoll => "20",
+            Self::GetCert => "21",
+            Self::GetCrl => "22",
+        }
+    }
+
+    fn from_code(code: &str) -> Option<Self> {
+        [
+            Self::CertRep,
+            Self::RenewalReq,
+            Self::PkcsReq,
+            Self::CertPoll,
+            Self::GetCert,
+            Self::GetCrl,
+        ]
+        .into_iter()
+        .find(|t| t.code() == code)
+    }
+}
+
+/// Why a request failed, as the CertRep's failInfo says it (RFC 8894 3.2.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailInfo {
+    BadAlg,
+    BadMessageCheck,
+    BadRequest,
+    BadTime,
+    BadCertId,
+}
+
+impl FailInfo {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadAlg => "0",
+            Self::BadMessageCheck => "1",
+            Self::BadRequest => "2",
+            Self::BadTime => "3",
+            Self::BadCertId => "4",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadAlg => "badAlg",
+            Self::BadMessageCheck => "badMessageCheck",
+            Self::BadRequest => "badRequest",
+            Self::BadTime => "badTime",
+            Self::BadCertId => "badCertId",
+        }
+    }
+}
+
+/// What a CertRep answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// SUCCESS: the DER to put, encrypted, in the envelope (a certificates-only SignedData).
+    Success(Vec<u8>),
+    Pending,
+    Failure(FailInfo),
+}
+
+/// What a reply needs from the request: its transaction ID (echoed exactly as sent) and nonce.
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub message_type: Option<MessageType>,
+    /// The transactionID as text (for lookups and logs).
+    pub transaction_id: String,
+    transaction_id_value: Any,
+    pub sender_nonce: Vec<u8>,
+}
+
+/// A pkiMessage whose signature verified.
+#[derive(Debug, Clone)]
+pub struct PkiMessage {
+    pub header: Header,
+    pub message_type: MessageType,
+    /// The certificate that signed it (self-signed for PKCSReq, the current one for renewal).
+    pub signer: Certificate,
+    pub signer_der: Vec<u8>,
+    /// The signed content: a ContentInfo holding the EnvelopedData.
+    pub envelope: Vec<u8>,
+}
+
+/// Why a pkiMessage was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ScepError {
+    /// Not a pkiMessage at all (or without the attributes a CertRep must echo): no CertRep can
+    /// be built; the answer is an HTTP error.
+    #[error("{0}")]
+    Malformed(String),
+    /// Well-formed enough to answer with a CertRep FAILURE carrying `info`.
+    #[error("{}: {why}", info.name())]
+    Fail {
+        header: Box<Header>,
+        info: FailInfo,
+        why: String,
+    },
+}
+
+/// The content-encryption algorithm of an envelope; the CertRep answers with the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentCipher {
+    Aes128Cbc,
+    Aes192Cbc,
+    Aes256Cbc,
+    DesEde3Cbc,
+}
+
+impl ContentCipher {
+    fn from_oid(oid: &Oid) -> Option<Self> {
+        match *oid {
+            AES128_CBC => Some(Self::Aes128Cbc),
+            AES192_CBC => Some(Self::Aes192Cbc),
+            AES256_CBC => Some(Self::Aes256Cbc),
+            DES_EDE3_CBC => Some(Self::DesEde3Cbc),
+            _ => None,
+        }
+    }
+
+    fn oid(self) -> Oid {
+        match self {
+            Self::Aes128Cbc => AES128_CBC,
+            Self::Aes192Cbc => AES192_CBC,
+            Self::Aes256Cbc => AES256_CBC,
+            Self::DesEde3Cbc => DES_EDE3_CBC,
+        }
+    }
+
+    fn key_len(self) -> usize {
+        match self {
+            Self::Aes128Cbc => 16,
+            Self::Aes192Cbc | Self::DesEde3Cbc => 24,
+            Self::Aes256Cbc => 32,
+        }
+    }
+
+    fn iv_len(self) -> usize {
+        match self {
+            Self::DesEde3Cbc => 8,
+            _ => 16,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aes128Cbc => "aes128-CBC",
+            Self::Aes192Cbc => "aes192-CBC",
+            Self::Aes256Cbc => "aes256-CBC",
+            Self::DesEde3Cbc => "des-ede3-cbc",
+        }
+    }
+
+    fn decrypt(self, key: &[u8], iv: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        use aws_lc_rs::cipher::{
+            AES_128, AES_192, AES_256, DecryptionContext, PaddedBlockDecryptingKey,
+            UnboundCipherKey,
+        };
+        use aws_lc_rs::iv::FixedLength;
+        if self == Self::DesEde3Cbc {
+            use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
+            let dec = cbc::Decryptor::<des::TdesEde3>::new_from_slices(key, iv).ok()?;
+            return dec.decrypt_padded_vec::<Pkcs7>(data).ok();
+        }
+        let algorithm = match self {
+            Self::Aes128Cbc => &AES_128,
+            Self::Aes192Cbc => &AES_192,
+            _ => &AES_256,
+        };
+        let key = PaddedBlockDecryptingKey::cbc_pkcs7(UnboundCipherKey::new(algorithm, key).ok()?)
+            .ok()?;
+        let iv: [u8; 16] = iv.try_into().ok()?;
+        let mut buf = data.to_vec();
+        let out = key
+            .decrypt(&mut buf, DecryptionContext::Iv128(FixedLength::from(iv)))
+            .ok()?;
+        Some(out.to_vec())
+    }
+
+    fn encrypt(self, key: &[u8], iv: &[u8], data: &[u8]) -> Result<Vec<u8>, X509Error> {
+        use aws_lc_rs::cipher::{
+            AES_128, AES_192, AES_256, EncryptionContext, PaddedBlockEncryptingKey,
+            UnboundCipherKey,
+        };
+        use aws_lc_rs::iv::FixedLength;
+        let failed = |_| X509Error::internal("scep.envelope", "content encryption failed");
+        if self == Self::DesEde3Cbc {
+            use cbc::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
+            let enc = cbc::Encryptor::<des::TdesEde3>::new_from_slices(key, iv)
+                .map_err(|_| X509Error::internal("scep.envelope", "bad 3DES key or IV"))?;
+            return Ok(enc.encrypt_padded_vec::<Pkcs7>(data));
+        }
+        let algorithm = match self {
+            Self::Aes128Cbc => &AES_128,
+            Self::Aes192Cbc => &AES_192,
+            _ => &AES_256,
+        };
+        let key = PaddedBlockEncryptingKey::cbc_pkcs7(
+            UnboundCipherKey::new(algorithm, key).map_err(failed)?,
+        )
+        .map_err(failed)?;
+        let iv: [u8; 16] = iv
+            .try_into()
+            .map_err(|_| X509Error::internal("scep.envelope", "bad IV length"))?;
+        let mut buf = data.to_vec();
+        key.less_safe_encrypt(&mut buf, EncryptionContext::Iv128(FixedLength::from(iv)))
+            .map_err(failed)?;
+        Ok(buf)
+    }
+}
+
+/// CertPoll's content (RFC 8894 3.3.3).
+#[derive(Debug, Clone, Sequence)]
+pub struct IssuerAndSubject {
+    pub issuer: Name,
+    pub subject: Name,
+}
+
+fn random(n: usize) -> Result<Vec<u8>, X509Error> {
+    let mut v = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut v)
+        .map_err(|_| X509Error::internal("scep", "the system random generator failed"))?;
+    Ok(v)
+}
+
+fn digest(hash: HashAlg, data: &[u8]) -> Vec<u8> {
+    let alg = match hash {
+        HashAlg::Sha256 => &aws_lc_rs::digest::SHA256,
+        HashAlg::Sha384 => &aws_lc_rs::digest::SHA384,
+        HashAlg::Sha512 => &aws_lc_rs::digest::SHA512,
+    };
+    aws_lc_rs::digest::digest(alg, data).as_ref().to_vec()
+}
+
+fn first_value<'a>(attrs: &'a SetOfVec<Attribute>, oid: &Oid) -> Option<&'a Any> {
+    attrs
+        .iter()
+        .find(|a| a.oid == *oid)
+        .and_then(|a| a.values.iter().next())
+}
+
+/// A string attribute's text (PrintableString, UTF8String or IA5String).
+fn text(v: &Any) -> Option<String> {
+    match v.tag() {
+        Tag::PrintableString | Tag::Utf8String | Tag::Ia5String => {
+            std::str::from_utf8(v.value()).ok().map(str::to_string)
+        }
+        _ => None,
+    }
+}
+
+fn malformed(what: &str) -> impl FnOnce(der::Error) -> ScepError + '_ {
+    move |e| ScepError::Malformed(format!("{what}: {e}"))
+}
+
+/// Parses a pkiMessage and verifies its signature (RFC 8894 3.2): a SignedData with one
+/// signer, the SCEP attributes, a SHA-2 digest, and a signature by the certificate it carries.
+/// Refuses SHA-1 and MD5 (badAlg). Does not open the envelope: see [`open_envelope`].
+pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
+    let ci = ContentInfo::from_der(der_bytes).map_err(malformed("pkiMessage"))?;
+    if ci.content_type != ID_SIGNED_DATA {
+        return Err(ScepError::Malformed(format!(
+            "pkiMessage: content type {} is not signedData",
+            ci.content_type
+        )));
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(malformed("pkiMessage.signedData"))?;
+    let mut signers = sd.signer_infos.0.iter();
+    let (Some(si), None) = (signers.next(), signers.next()) else {
+        return Err(ScepError::Malformed(
+            "pkiMessage: exactly one SignerInfo is required".into(),
+        ));
+    };
+    let attrs = si.signed_attrs.as_ref().ok_or_else(|| {
+        ScepError::Malformed("pkiMessage: the SignerInfo has no signed attributes".into())
+    })?;
+    let tid_value = first_value(attrs, &TRANSACTION_ID)
+        .ok_or_else(|| ScepError::Malformed("pkiMessage: no transactionID".into()))?;
+    let transaction_id = text(tid_value)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_ATTR_LEN)
+        .ok_or_else(|| {
+            ScepError::Malformed("pkiMessage: transactionID must be a string of 1-128 bytes".into())
+        })?;
+    let sender_nonce = first_value(attrs, &SENDER_NONCE)
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec())
+        .filter(|n| !n.is_empty() && n.len() <= MAX_ATTR_LEN)
+        .ok_or_else(|| {
+            ScepError::Malformed("pkiMessage: senderNonce must be an OCTET STRING".into())
+        })?;
+    let type_text = first_value(attrs, &MESSAGE_TYPE).and_then(text);
+    let message_type = type_text.as_deref().and_then(MessageType::from_code);
+    let header = Header {
+        message_type,
+        transaction_id,
+        transaction_id_value: tid_value.clone(),
+        sender_nonce,
+    };
+    // From here on, every refusal can be answered with a CertRep.
+    let fail = |info, why: String| ScepError::Fail {
+        header: Box::new(header.clone()),
+        info,
+        why,
+    };
+    let signer_der = signer_certificate(&sd, &si.sid).ok_or_else(|| {
+        fail(
+            FailInfo::BadCertId,
+            "the signer's certificate is not in the message".into(),
+        )
+    })?;
+    let signer = Certificate::from_der(&signer_der).map_err(|e| {
+        fail(
+            FailInfo::BadCertId,
+            format!("the signer's certificate: {e}"),
+        )
+    })?;
+    let hash = match si.digest_alg.oid {
+        SHA256 => HashAlg::Sha256,
+        SHA384 => HashAlg::Sha384,
+        SHA512 => HashAlg::Sha512,
+        SHA1 | MD5 => {
+            return Err(fail(
+                FailInfo::BadAlg,
+                "SHA-1 and MD5 digests are refused; use SHA-256".into(),
+            ));
+        }
+        other => {
+            return Err(fail(
+                FailInfo::BadAlg,
+                format!("digest {other} is not supported"),
+            ));
+        }
+    };
+    if first_value(attrs, &CONTENT_TYPE).and_then(|v| v.decode_as::<Oid>().ok()) != Some(ID_DATA)
+        || sd.encap_content_info.econtent_type != ID_DATA
+    {
+        return Err(fail(
+            FailInfo::BadRequest,
+            "the signed content type must be id-data".into(),
+        ));
+    }
+    let content = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .and_then(|c| c.decode_as::<OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec())
+        .unwrap_or_default();
+    let claimed = first_value(attrs, &MESSAGE_DIGEST)
+        .and_then(|v| v.decode_as::<OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec());
+    if claimed.as_deref() != Some(digest(hash, &content).as_slice()) {
+        return Err(fail(
+            FailInfo::BadMessageCheck,
+            "the messageDigest attribute does not match the content".into(),
+        ));
+    }
+    let sig_alg =
+        signature_alg(&si.signature_algorithm, hash).map_err(|why| fail(FailInfo::BadAlg, why))?;
+    let signed = attrs
+        .to_der()
+        .map_err(|e| fail(FailInfo::BadRequest, format!("signed attributes: {e}")))?;
+    let spki = signer
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| fail(FailInfo::BadCertId, format!("the signer's key: {e}")))?;
+    let key =
+        alg::parse_spki("scep.signer", &spki).map_err(|e| fail(FailInfo::BadAlg, e.to_string()))?;
+    alg::verify(
+        "scep",
+        &key,
+        sig_alg,
+        &signed,
+        si.signature.as_bytes(),
+        "the signature does not verify against the signer's certificate",
+    )
+    .map_err(|e| match e {
+        X509Error::BadSignature { rule, .. } => fail(FailInfo::BadMessageCheck, rule),
+        other => fail(FailInfo::BadAlg, other.to_string()),
+    })?;
+    let Some(message_type) = message_type else {
+        return Err(fail(
+            FailInfo::BadRequest,
+            format!(
+                "messageType {} is not one a server accepts",
+                type_text.unwrap_or_else(|| "(missing)".into())
+            ),
+        ));
+    };
+    if message_type == MessageType::CertRep {
+        return Err(fail(
+            FailInfo::BadRequest,
+            "a CertRep is a server's answer".into(),
+        ));
+    }
+    Ok(PkiMessage {
+        header,
+        message_type,
+        signer,
+        signer_der,
+        envelope: content,
+    })
+}
+
+/// The signature algorithm of a SignerInfo: rsaEncryption with the digest algorithm, or a
+/// combined identifier whose hash must be that digest.
+fn signature_alg(a: &AlgorithmIdentifierOwned, hash: HashAlg) -> Result<SigAlg, String> {
+    let h = match hash {
+        HashAlg::Sha256 => Hash::Sha256,
+        HashAlg::Sha384 => Hash::Sha384,
+        HashAlg::Sha512 => Hash::Sha512,
+    };
+    if a.oid == alg::RSA_ENCRYPTION {
+        return Ok(SigAlg::RsaPkcs1(h));
+    }
+    let der = a.to_der().map_err(|e| e.to_string())?;
+    let r = AlgorithmIdentifierRef::from_der(&der).map_err(|e| e.to_string())?;
+    let got = alg::signature_alg("scep", &r).map_err(|e| e.to_string())?;
+    match got {
+        SigAlg::Ecdsa(x) | SigAlg::RsaPkcs1(x) | SigAlg::RsaPss(x) if x != h => {
+            Err("the signature algorithm's hash differs from the digest algorithm".into())
+        }
+        other => Ok(other),
+    }
+}
+
+/// The DER of the certificate in `sd` that `sid` names.
+fn signer_certificate(sd: &SignedData, sid: &SignerIdentifier) -> Option<Vec<u8>> {
+    let certs = sd.certificates.as_ref()?;
+    certs.0.iter().find_map(|c| {
+        let CertificateChoices::Certificate(c) = c else {
+            return None;
+        };
+        let tbs = c.tbs_certificate();
+        let hit = match sid {
+            SignerIdentifier::IssuerAndSerialNumber(ias) => {
+                ias.issuer == *tbs.issuer() && ias.serial_number == *tbs.serial_number()
+            }
+            SignerIdentifier::SubjectKeyIdentifier(ski) => tbs
+                .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+                .ok()
+                .flatten()
+                .is_some_and(|(_, s)| s == *ski),
+        };
+        if hit { c.to_der().ok() } else { None }
+    })
+}
+
+/// Opens the envelope with the RA's key: returns the inner DER (a PKCS#10 request, an
+/// IssuerAndSubject or an IssuerAndSerialNumber) and the content cipher it used. Every
+/// decryption failure (key transport or content) is the same badMessageCheck with the same
+/// words, and a key transport failure goes on with a random key, so no answer tells whether
+/// the RSA padding was right (Bleichenbacher; RFC 3218 2.3.2).
+pub fn open_envelope(
+    msg: &PkiMessage,
+    ra_key: &PrivateKey,
+    ra_cert: &Certificate,
+) -> Result<(Vec<u8>, ContentCipher), ScepError> {
+    let fail = |info, why: &str| ScepError::Fail {
+        header: Box::new(msg.header.clone()),
+        info,
+        why: why.to_string(),
+    };
+    let ci = ContentInfo::from_der(&msg.envelope).map_err(|_| {
+        fail(
+            FailInfo::BadRequest,
+            "the signed content is not a ContentInfo",
+        )
+    })?;
+    if ci.content_type != ID_ENVELOPED_DATA {
+        return Err(fail(
+            FailInfo::BadRequest,
+            "the signed content is not an EnvelopedData",
+        ));
+    }
+    let ed: EnvelopedData = ci
+        .content
+        .decode_as()
+        .map_err(|_| fail(FailInfo::BadRequest, "the EnvelopedData does not parse"))?;
+    let ra_tbs = ra_cert.tbs_certificate();
+    let ktris: Vec<&KeyTransRecipientInfo> = ed
+        .recip_infos
+        .0
+        .iter()
+        .filter_map(|r| match r {
+            RecipientInfo::Ktri(k) => Some(k),
+            _ => None,
+        })
+        .collect();
+    let ktri = ktris
+        .iter()
+        .find(|k| match &k.rid {
+            RecipientIdentifier::IssuerAndSerialNumber(ias) => {
+                ias.issuer == *ra_tbs.issuer() && ias.serial_number == *ra_tbs.serial_number()
+            }
+            RecipientIdentifier::SubjectKeyIdentifier(_) => false,
+        })
+        .or_else(|| {
+            if ktris.len() == 1 {
+                ktris.first()
+            } else {
+                None
+            }
+        })
+        .ok_or_else(|| {
+            fail(
+                FailInfo::BadCertId,
+                "the envelope is not encrypted to this server's RA certificate (GetCACert)",
+            )
+        })?;
+    if ktri.key_enc_alg.oid != alg::RSA_ENCRYPTION {
+        return Err(fail(
+            FailInfo::BadAlg,
+            "key transport must be rsaEncryption (PKCS#1 v1.5)",
+        ));
+    }
+    let eci = &ed.encrypted_content;
+    let cipher = ContentCipher::from_oid(&eci.content_enc_alg.oid).ok_or_else(|| {
+        fail(
+            FailInfo::BadAlg,
+            "the content cipher must be AES-CBC (128, 192 or 256) or des-ede3-cbc; DES is refused",
+        )
+    })?;
+    let iv = eci
+        .content_enc_alg
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<OctetString>().ok())
+        .map(|o| o.as_bytes().to_vec())
+        .filter(|iv| iv.len() == cipher.iv_len())
+        .ok_or_else(|| {
+            fail(
+                FailInfo::BadAlg,
+                "the content cipher's IV is missing or of the wrong length",
+            )
+        })?;
+    let data = eci.encrypted_content.as_ref().ok_or_else(|| {
+        fail(
+            FailInfo::BadRequest,
+            "the envelope has no encrypted content",
+        )
+    })?;
+    let cek = transport_key(ra_key, ktri.enc_key.as_bytes(), cipher.key_len())
+        .map_err(|_| fail(FailInfo::BadMessageCheck, "the envelope does not decrypt"))?;
+    let plain = cipher
+        .decrypt(&cek, &iv, data.as_bytes())
+        .ok_or_else(|| fail(FailInfo::BadMessageCheck, "the envelope does not decrypt"))?;
+    Ok((plain, cipher))
+}
+
+/// The content-encryption key from the key transport; a random key of the right length when
+/// the RSA decryption fails or yields the wrong length (implicit rejection).
+fn transport_key(ra_key: &PrivateKey, enc: &[u8], len: usize) -> Result<Vec<u8>, X509Error> {
+    use aws_lc_rs::rsa::{Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+    let fallback = random(len)?;
+    let key = PrivateDecryptingKey::from_pkcs8(&ra_key.to_pkcs8_der())
+        .ok()
+        .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
+        .ok_or_else(|| X509Error::internal("scep.ra_key", "the RA key is not an RSA key"))?;
+    let mut out = vec![0u8; key.min_output_size().max(len)];
+    match key.decrypt(enc, &mut out) {
+        Ok(cek) if cek.len() == len => Ok(cek.to_vec()),
+        _ => Ok(fallback),
+    }
+}
+
+/// The issuer and serial number of a certificate, as CMS names it.
+fn issuer_and_serial(c: &Certificate) -> IssuerAndSerialNumber {
+    IssuerAndSerialNumber {
+        issuer: c.tbs_certificate().issuer().clone(),
+        serial_number: c.tbs_certificate().serial_number().clone(),
+    }
+}
+
+fn enc(what: &'static str) -> impl FnOnce(der::Error) -> X509Error {
+    move |e| X509Error::internal(what, format!("cannot encode: {e}"))
+}
+
+fn content_info(content_type: Oid, content: &impl Encode) -> Result<Vec<u8>, X509Error> {
+    ContentInfo {
+        content_type,
+        content: Any::from_der(&content.to_der().map_err(enc("scep.content"))?)
+            .map_err(enc("scep.content"))?,
+    }
+    .to_der()
+    .map_err(enc("scep.content"))
+}
+
+/// A certificates-only SignedData (RFC 8894 3.4): GetCACert's answer and the content of a
+/// successful CertRep; `crls` for GetCRL.
+pub fn certs_only(certs: &[&[u8]], crls: &[&[u8]]) -> Result<Vec<u8>, X509Error> {
+    let parse = |d: &&[u8]| {
+        Certificate::from_der(d)
+            .map(CertificateChoices::Certificate)
+            .map_err(|e| X509Error::internal("scep.certificates", e.to_string()))
+    };
+    let set: Vec<CertificateChoices> = certs.iter().map(parse).collect::<Result<_, _>>()?;
+    let crl_set: Vec<RevocationInfoChoice> = crls
+        .iter()
+        .map(|d| {
+            CertificateList::from_der(d)
+                .map(RevocationInfoChoice::Crl)
+                .map_err(|e| X509Error::internal("scep.crls", e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::new(),
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
+        certificates: if set.is_empty() {
+            None
+        } else {
+            Some(CertificateSet(
+                SetOfVec::try_from(set).map_err(enc("scep.certificates"))?,
+            ))
+        },
+        crls: if crl_set.is_empty() {
+            None
+        } else {
+            Some(RevocationInfoChoices(
+                SetOfVec::try_from(crl_set).map_err(enc("scep.crls"))?,
+            ))
+        },
+        signer_infos: SignerInfos(SetOfVec::new()),
+    };
+    content_info(ID_SIGNED_DATA, &sd)
+}
+
+fn attr(oid: Oid, value: Any) -> Result<Attribute, X509Error> {
+    let mut values = SetOfVec::new();
+    values.insert(value).map_err(enc("scep.attribute"))?;
+    Ok(Attribute { oid, values })
+}
+
+fn printable(s: &str) -> Result<Any, X509Error> {
+    let p = PrintableString::new(s).map_err(enc("scep.attribute"))?;
+    Any::encode_from(&p).map_err(enc("scep.attribute"))
+}
+
+fn octets(b: &[u8]) -> Result<Any, X509Error> {
+    let o = OctetString::new(b).map_err(enc("scep.attribute"))?;
+    Any::encode_from(&o).map_err(enc("scep.attribute"))
+}
+
+/// The RA's signing identity for CertReps.
+pub struct Ra<'a> {
+    pub cert: &'a Certificate,
+    pub key: &'a PrivateKey,
+}
+
+/// Builds a CertRep (RFC 8894 3.3.2) answering `header`, signed by the RA (SHA-256). A SUCCESS
+/// content is encrypted with `cipher` to `recipient` (the request's signer, whose key must be
+/// RSA); PENDING and FAILURE carry an empty content. Signed attributes are a DER SET OF, sorted.
+pub fn cert_rep(
+    header: &Header,
+    status: &Status,
+    recipient: Option<(&Certificate, ContentCipher)>,
+    ra: &Ra<'_>,
+) -> Result<Vec<u8>, X509Error> {
+    let content = match status {
+        Status::Success(inner) => {
+            let (to, cipher) = recipient.ok_or_else(|| {
+                X509Error::internal("scep.envelope", "a SUCCESS needs a recipient")
+            })?;
+            envelope(inner, to, cipher)?
+        }
+        _ => Vec::new(),
+    };
+    let (pki_status, fail) = match status {
+        Status::Success(_) => ("0", None),
+        Status::Failure(f) => ("2", Some(*f)),
+        Status::Pending => ("3", None),
+    };
+    let mut attrs = vec![
+        attr(
+            CONTENT_TYPE,
+            Any::encode_from(&ID_DATA).map_err(enc("scep.attribute"))?,
+        )?,
+        attr(MESSAGE_DIGEST, octets(&digest(HashAlg::Sha256, &content))?)?,
+        attr(MESSAGE_TYPE, printable(MessageType::CertRep.code())?)?,
+        attr(PKI_STATUS, printable(pki_status)?)?,
+        attr(TRANSACTION_ID, header.transaction_id_value.clone())?,
+        attr(SENDER_NONCE, octets(&random(16)?)?)?,
+        attr(RECIPIENT_NONCE, octets(&header.sender_nonce)?)?,
+    ];
+    if let Some(f) = fail {
+        attrs.push(attr(FAIL_INFO, printable(f.code())?)?);
+    }
+    signed(content, attrs, ra.cert, ra.key)
+}
+
+/// An EnvelopedData of `inner` for `to` (RSA key transport, PKCS#1 v1.5) with `cipher`.
+fn envelope(inner: &[u8], to: &Certificate, cipher: ContentCipher) -> Result<Vec<u8>, X509Error> {
+    use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
+    let cek = random(cipher.key_len())?;
+    let iv = random(cipher.iv_len())?;
+    let encrypted = cipher.encrypt(&cek, &iv, inner)?;
+    let spki = to
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(enc("scep.recipient"))?;
+    let public = PublicEncryptingKey::from_der(&spki)
+        .ok()
+        .and_then(|k| Pkcs1PublicEncryptingKey::new(k).ok())
+        .ok_or_else(|| {
+            X509Error::refused(
+                "scep.recipient",
+                "the requester's key must be RSA to receive an encrypted answer",
+            )
+        })?;
+    let mut out = vec![0u8; public.ciphertext_size()];
+    let enc_key = public
+        .encrypt(&cek, &mut out)
+        .map_err(|_| X509Error::internal("scep.recipient", "RSA key transport failed"))?
+        .to_vec();
+    let mut recips = SetOfVec::new();
+    recips
+        .insert(RecipientInfo::Ktri(KeyTransRecipientInfo {
+            version: CmsVersion::V0,
+            rid: RecipientIdentifier::IssuerAndSerialNumber(issuer_and_serial(to)),
+            key_enc_alg: AlgorithmIdentifierOwned {
+                oid: alg::RSA_ENCRYPTION,
+                parameters: Some(Any::null()),
+            },
+            enc_key: OctetString::new(enc_key).map_err(enc("scep.recipient"))?,
+        }))
+        .map_err(enc("scep.recipient"))?;
+    let ed = EnvelopedData {
+        version: CmsVersion::V0,
+        originator_info: None,
+        recip_infos: RecipientInfos(recips),
+        encrypted_content: EncryptedContentInfo {
+            content_type: ID_DATA,
+            content_enc_alg: AlgorithmIdentifierOwned {
+                oid: cipher.oid(),
+                parameters: Some(octets(&iv)?),
+            },
+            encrypted_content: Some(OctetString::new(encrypted).map_err(enc("scep.envelope"))?),
+        },
+        unprotected_attrs: None,
+    };
+    content_info(ID_ENVELOPED_DATA, &ed)
+}
+
+/// The client's side, for tests, benches and fuzz seeds: a pkiMessage built the way RFC 8894
+/// clients build them, and a CertRep read back.
+pub mod client {
+    use super::*;
+
+    /// A pkiMessage of `message_type` carrying `inner` (a CSR, IssuerAndSubject or
+    /// IssuerAndSerialNumber) encrypted with `cipher` to the RA, signed by `signer` (SHA-256).
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        message_type: MessageType,
+        transaction_id: &str,
+        sender_nonce: &[u8],
+        inner: &[u8],
+        signer_cert: &Certificate,
+        signer_key: &PrivateKey,
+        ra_cert: &Certificate,
+        cipher: ContentCipher,
+    ) -> Result<Vec<u8>, X509Error> {
+        let content = envelope(inner, ra_cert, cipher)?;
+        let attrs = vec![
+            attr(
+                CONTENT_TYPE,
+                Any::encode_from(&ID_DATA).map_err(enc("scep.attribute"))?,
+            )?,
+            attr(MESSAGE_DIGEST, octets(&digest(HashAlg::Sha256, &content))?)?,
+            attr(MESSAGE_TYPE, printable(message_type.code())?)?,
+            attr(TRANSACTION_ID, printable(transaction_id)?)?,
+            attr(SENDER_NONCE, octets(sender_nonce)?)?,
+        ];
+        signed(content, attrs, signer_cert, signer_key)
+    }
+
+    /// A CertRep's status and, for SUCCESS, the certificates of its content, decrypted with
+    /// the requester's key. Checks the RA's signature and the nonce echo.
+    pub fn read_cert_rep(
+        der_bytes: &[u8],
+        requester_key: &PrivateKey,
+        expect_nonce: &[u8],
+    ) -> Result<(Status, Vec<Vec<u8>>), String> {
+        let msg = parse_any(der_bytes).map_err(|e| e.to_string())?;
+        if msg.0 != Some(MessageType::CertRep) {
+            return Err("not a CertRep".into());
+        }
+        let attrs = &msg.1;
+        let nonce = first_value(attrs, &RECIPIENT_NONCE)
+            .and_then(|v| v.decode_as::<OctetString>().ok())
+            .map(|o| o.as_bytes().to_vec());
+        if nonce.as_deref() != Some(expect_nonce) {
+            return Err("recipientNonce does not echo the senderNonce".into());
+        }
+        let status = first_value(attrs, &PKI_STATUS).and_then(text);
+        match status.as_deref() {
+            Some("3") => Ok((Status::Pending, vec![])),
+            Some("2") => {
+                let code = first_value(attrs, &FAIL_INFO).and_then(text);
+                let info = [
+                    FailInfo::BadAlg,
+                    FailInfo::BadMessageCheck,
+                    FailInfo::BadRequest,
+                    FailInfo::BadTime,
+                    FailInfo::BadCertId,
+                ]
+                .into_iter()
+                .find(|f| Some(f.code()) == code.as_deref())
+                .ok_or("FAILURE without a known failInfo")?;
+                Ok((Status::Failure(info), vec![]))
+            }
+            Some("0") => {
+                let ci = ContentInfo::from_der(&msg.2).map_err(|e| e.to_string())?;
+                let ed: EnvelopedData = ci
+                    .content
+                    .decode_as()
+                    .map_err(|e: der::Error| e.to_string())?;
+                let Some(RecipientInfo::Ktri(k)) = ed.recip_infos.0.iter().next() else {
+                    return Err("no key transport recipient".into());
+                };
+                let cipher = ContentCipher::from_oid(&ed.encrypted_content.content_enc_alg.oid)
+                    .ok_or("unknown content cipher")?;
+                let iv = ed
+                    .encrypted_content
+                    .content_enc_alg
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<OctetString>().ok())
+                    .ok_or("no IV")?;
+                let cek = transport_key(requester_key, k.enc_key.as_bytes(), cipher.key_len())
+                    .map_err(|e| e.to_string())?;
+                let data = ed.encrypted_content.encrypted_content.ok_or("no content")?;
+                let plain = cipher
+                    .decrypt(&cek, iv.as_bytes(), data.as_bytes())
+                    .ok_or("the answer does not decrypt")?;
+                Ok((Status::Success(plain.clone()), certificates_of(&plain)?))
+            }
+            other => Err(format!("pkiStatus {other:?}")),
+        }
+    }
+
+    /// The certificates (DER) of a certificates-only SignedData.
+    pub fn certificates_of(der_bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let ci = ContentInfo::from_der(der_bytes).map_err(|e| e.to_string())?;
+        let sd: SignedData = ci
+            .content
+            .decode_as()
+            .map_err(|e: der::Error| e.to_string())?;
+        Ok(sd
+            .certificates
+            .map(|c| {
+                c.0.iter()
+                    .filter_map(|c| match c {
+                        CertificateChoices::Certificate(c) => c.to_der().ok(),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    type Parsed = (Option<MessageType>, SetOfVec<Attribute>, Vec<u8>);
+
+    /// Type, signed attributes and content of a SignedData whose RA signature verifies.
+    fn parse_any(der_bytes: &[u8]) -> Result<Parsed, String> {
+        let ci = ContentInfo::from_der(der_bytes).map_err(|e| e.to_string())?;
+        let sd: SignedData = ci
+            .content
+            .decode_as()
+            .map_err(|e: der::Error| e.to_string())?;
+        let si = sd.signer_infos.0.iter().next().ok_or("no signer")?;
+        let attrs = si.signed_attrs.clone().ok_or("no signed attributes")?;
+        let signer = signer_certificate(&sd, &si.sid).ok_or("no signer certificate")?;
+        let signer = Certificate::from_der(&signer).map_err(|e| e.to_string())?;
+        let spki = signer
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        let key = alg::parse_spki("scep.ra", &spki).map_err(|e| e.to_string())?;
+        alg::verify(
+            "scep",
+            &key,
+            SigAlg::RsaPkcs1(Hash::Sha256),
+            &attrs.to_der().map_err(|e| e.to_string())?,
+            si.signature.as_bytes(),
+            "bad RA signature",
+        )
+        .map_err(|e| e.to_string())?;
+        let content = sd
+            .encap_content_info
+            .econtent
+            .as_ref()
+            .and_then(|c| c.decode_as::<OctetString>().ok())
+            .map(|o| o.as_bytes().to_vec())
+            .unwrap_or_default();
+        let t = first_value(&attrs, &MESSAGE_TYPE)
+            .and_then(text)
+            .and_then(|t| MessageType::from_code(&t));
+        Ok((t, attrs, content))
+    }
+}
+
+/// A SignedData over `content` with `attrs` (plus nothing else), signed with SHA-256.
+fn signed(
+    content: Vec<u8>,
+    attrs: Vec<Attribute>,
+    cert: &Certificate,
+    key: &PrivateKey,
+) -> Result<Vec<u8>, X509Error> {
+    let signed_attrs = SetOfVec::try_from(attrs).map_err(enc("scep.attributes"))?;
+    let to_sign = signed_attrs.to_der().map_err(enc("scep.attributes"))?;
+    let signer = key.signer(HashAlg::Sha256);
+    let signature = signer.sign(&to_sign)?;
+    let sig_alg = match key.key_type() {
+        crate::key::KeyType::Rsa2048
+        | crate::key::KeyType::Rsa3072
+        | crate::key::KeyType::Rsa4096 => AlgorithmIdentifierOwned {
+            oid: alg::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        },
+        _ => signer.signature_algorithm(),
+    };
+    let sha256 = AlgorithmIdentifierOwned {
+        oid: SHA256,
+        parameters: None,
+    };
+    let si = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(issuer_and_serial(cert)),
+        digest_alg: sha256.clone(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: sig_alg,
+        signature: OctetString::new(signature).map_err(enc("scep.signature"))?,
+        unsigned_attrs: None,
+    };
+    let mut digests = SetOfVec::new();
+    digests.insert(sha256).map_err(enc("scep.digests"))?;
+    let mut certs = SetOfVec::new();
+    certs
+        .insert(CertificateChoices::Certificate(cert.clone()))
+        .map_err(enc("scep.certificates"))?;
+    let mut signers = SetOfVec::new();
+    signers.insert(si).map_err(enc("scep.signer"))?;
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: digests,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: Some(
+                Any::encode_from(&OctetString::new(content).map_err(enc("scep.content"))?)
+                    .map_err(enc("scep.content"))?,
+            ),
+        },
+        certificates: Some(CertificateSet(certs)),
+        crls: None,
+        signer_infos: SignerInfos(signers),
+    };
+    content_info(ID_SIGNED_DATA, &sd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client::{read_cert_rep, request};
+    use super::*;
+    use crate::cert::{self, CertParams, IssuerUrls};
+    use crate::key::KeyType;
+
+    fn self_signed(cn: &str) -> (PrivateKey, Certificate) {
+        let key = PrivateKey::generate(KeyType::Rsa2048).unwrap();
+        let params = CertParams {
+            serial: crate::serial::random().unwrap(),
+            subject: crate::name::build(&[("CN", cn)]).unwrap(),
+            sans: vec![],
+            spki_der: key.public_key_der(),
+            not_before: 1_700_000_000,
+            not_after: 1_900_000_000,
+            key_usage: vec![],
+            ekus: vec![],
+            ca: None,
+            urls: IssuerUrls::default(),
+        };
+        let der = cert::issue(&params, None, &key.signer(HashAlg::Sha256)).unwrap();
+        (key, Certificate::from_der(&der).unwrap())
+    }
+
+    #[test]
+    fn request_round_trip_in_every_cipher() {
+        let (ra_key, ra) = self_signed("RA");
+        let (dev_key, dev) = self_signed("dev");
+        for cipher in [
+            ContentCipher::Aes128Cbc,
+            ContentCipher::Aes192Cbc,
+            ContentCipher::Aes256Cbc,
+            ContentCipher::DesEde3Cbc,
+        ] {
+            let nonce = [7u8; 16];
+            let der = request(
+                MessageType::PkcsReq,
+                "tid-1",
+                &nonce,
+                b"inner",
+                &dev,
+                &dev_key,
+                &ra,
+                cipher,
+            )
+            .unwrap();
+            let msg = parse(&der).unwrap();
+            assert_eq!(msg.message_type, MessageType::PkcsReq);
+            assert_eq!(msg.header.transaction_id, "tid-1");
+            let (inner, used) = open_envelope(&msg, &ra_key, &ra).unwrap();
+            assert_eq!((inner.as_slice(), used), (&b"inner"[..], cipher));
+            let ra_id = Ra {
+                cert: &ra,
+                key: &ra_key,
+            };
+            let content = certs_only(&[&dev.to_der().unwrap()], &[]).unwrap();
+            let rep = cert_rep(
+                &msg.header,
+                &Status::Success(content),
+                Some((&msg.signer, used)),
+                &ra_id,
+            )
+            .unwrap();
+            let (status, certs) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+            assert!(matches!(status, Status::Success(_)));
+            assert_eq!(certs, vec![dev.to_der().unwrap()]);
+            let rep = cert_rep(
+                &msg.header,
+                &Status::Failure(FailInfo::BadRequest),
+                None,
+                &ra_id,
+            )
+            .unwrap();
+            let (status, _) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+            assert_eq!(status, Status::Failure(FailInfo::BadRequest));
+        }
+    }
+
+    #[test]
+    fn tampering_is_refused_with_the_right_fail_info() {
+        let (ra_key, ra) = self_signed("RA");
+        let (dev_key, dev) = self_signed("dev");
+        let der = request(
+            MessageType::PkcsReq,
+            "tid-2",
+            &[1; 16],
+            b"inner",
+            &dev,
+            &dev_key,
+            &ra,
+            ContentCipher::Aes256Cbc,
+        )
+        .unwrap();
+        assert!(matches!(parse(b"garbage"), Err(ScepError::Malformed(_))));
+        // Flip a byte of the signature (the last bytes of the message).
+        let mut bad = der.clone();
+        let n = bad.len();
+        bad[n - 3] ^= 1;
+        match parse(&bad) {
+            Err(ScepError::Fail { info, .. }) => assert_eq!(info, FailInfo::BadMessageCheck),
+            other => panic!("{other:?}"),
+        }
+        // An envelope for another RA: badCertId or a uniform decryption failure.
+        let (other_key, other) = self_signed("other RA");
+        let msg = parse(&der).unwrap();
+        match open_envelope(&msg, &other_key, &other) {
+            Err(ScepError::Fail { info, why, .. }) => {
+                assert_eq!(info, FailInfo::BadMessageCheck);
+                assert_eq!(why, "the envelope does not decrypt");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(open_envelope(&msg, &ra_key, &ra).is_ok());
+    }
+}
