@@ -207,7 +207,12 @@ fn expect(a: &Answer, status: u16, what: &str) -> Result<(), String> {
 /// A CSR for `name` (DER), made by rcgen before timing.
 fn csr_der(name: &str) -> Result<Vec<u8>, Error> {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let params = rcgen::CertificateParams::new(vec![name.to_string()])?;
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()])?;
+    // rcgen's default subject is a CN of its own; name only the order's identifier.
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name.to_string());
     Ok(params.serialize_request(&key)?.der().to_vec())
 }
 
@@ -411,9 +416,7 @@ pub fn run(a: AcmeArgs) -> Result<(), Error> {
         let mut first = workers.remove(0);
         let d = first.conn.send("GET", &a.directory, None).await?;
         let dir: Arc<Value> = Arc::new(serde_json::from_slice(&d.body)?);
-        first = setup(first, &dir, &table).await?;
-        workers.insert(0, first);
-        let mut ready = Vec::new();
+        let mut ready = vec![setup(first, &dir, &table).await?];
         for w in workers {
             ready.push(setup(w, &dir, &table).await?);
         }
