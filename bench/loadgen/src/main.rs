@@ -12,6 +12,8 @@
 //! The last line of a run is machine-readable:
 //! `RESULT label=L rps=R p50_ms=X p99_ms=Y max_ms=Z ok=N errors=E secs=T`.
 
+mod acme;
+
 use bytes::Bytes;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Full};
@@ -42,6 +44,8 @@ enum Cmd {
     Run(RunArgs),
     /// Pre-generate ECDSA P-256 CSRs as request bodies, one a line.
     Csr(CsrArgs),
+    /// ACME issuances per second with account and authorization reuse.
+    Acme(acme::AcmeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -134,6 +138,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Run(a) => run(a),
         Cmd::Csr(a) => csr(a),
+        Cmd::Acme(a) => acme::run(a),
     };
     if let Err(e) = result {
         eprintln!("loadgen: error: {e}");
