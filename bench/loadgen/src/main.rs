@@ -12,6 +12,7 @@
 //! The last line of a run is machine-readable:
 //! `RESULT label=L rps=R p50_ms=X p99_ms=Y max_ms=Z ok=N errors=E secs=T`.
 
+mod acme;
 mod scep;
 
 use bytes::Bytes;
@@ -47,6 +48,8 @@ enum Cmd {
     /// SCEP PKCSReq enrollments (RSA-2048, pkiMessages built before timing), every CertRep
     /// checked after the run.
     Scep(scep::ScepArgs),
+    /// ACME issuances per second with account and authorization reuse.
+    Acme(acme::AcmeArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum, Debug)]
@@ -140,6 +143,7 @@ fn main() {
         Cmd::Run(a) => run(a),
         Cmd::Csr(a) => csr(a),
         Cmd::Scep(a) => scep::run(a),
+        Cmd::Acme(a) => acme::run(a),
     };
     if let Err(e) = result {
         eprintln!("loadgen: error: {e}");

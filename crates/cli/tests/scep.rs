@@ -61,8 +61,10 @@ fn config() -> String {
         "[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n\
          [roles.management-point]\nenabled = false\n[roles.api]\nenabled = false\n\
          [roles.scep.endpoints.devices]\ntemplate = \"SCEP Device\"\nprincipal = \"SRV1\"\n\
-         challenge_sha256 = \"{h}\"\n\
+         challenge_sha256 = \"{h}\"\nlegacy_algorithms = true\n\
          [roles.scep.endpoints.approved]\ntemplate = \"SCEP Approved\"\nprincipal = \"SRV1\"\n\
+         challenge_sha256 = \"{h}\"\nlegacy_algorithms = true\n\
+         [roles.scep.endpoints.modern]\ntemplate = \"SCEP Device\"\nprincipal = \"SRV1\"\n\
          challenge_sha256 = \"{h}\"\n",
         h = sha256_hex(STATIC.as_bytes())
     )
@@ -416,10 +418,11 @@ fn pki_operations_cert_poll_pending_and_approval() {
     let server = start(&site);
     let work = tempfile::tempdir().expect("tmp");
 
-    // PKCSReq with the static challenge: SUCCESS, the certificate encrypted to the device.
+    // PKCSReq with the static challenge (AES-256, SHA-256: accepted by an endpoint without
+    // legacy algorithms): SUCCESS, the certificate encrypted to the device.
     let dev = device(work.path(), "poll1.fleet.test", Some(STATIC));
     let c = Client {
-        url: endpoint(&server, "devices"),
+        url: endpoint(&server, "modern"),
         ra: ra_cert(&site),
         dev: &dev,
     };
@@ -597,6 +600,31 @@ fn malformed_pki_messages_get_their_fail_info_and_store_nothing() {
         c.op(MessageType::PkcsReq, "cat-pop", &good.csr).0,
         Status::Failure(FailInfo::BadRequest)
     );
+    // 3DES where the endpoint does not take legacy algorithms: badAlg, before anything else.
+    let c = Client {
+        url: endpoint(&server, "modern"),
+        ra: ra_cert(&site),
+        dev: &good,
+    };
+    let mut nonce = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut nonce).expect("rand");
+    let des3 = scep::client::request(
+        MessageType::PkcsReq,
+        "cat-3des",
+        &nonce,
+        &good.csr,
+        &good.cert,
+        &good.key,
+        &c.ra,
+        ContentCipher::DesEde3Cbc,
+    )
+    .expect("pkiMessage");
+    assert_eq!(c.send(&des3, &nonce).0, Status::Failure(FailInfo::BadAlg));
+    let c = Client {
+        url: url.clone(),
+        ra: ra_cert(&site),
+        dev: &stranger,
+    };
     // A certificate this CA never issued: badCertId.
     let ias = {
         use der::Encode;

@@ -286,6 +286,7 @@ struct RawScepEndpoint {
     template: Option<String>,
     principal: Option<String>,
     challenge_sha256: Option<String>,
+    legacy_algorithms: Option<bool>,
 }
 
 /// One SCEP endpoint (`/scep/NAME`): the template it enrolls for and, optionally, a static
@@ -297,6 +298,9 @@ pub struct ScepEndpoint {
     pub template: String,
     /// Lower-case hex SHA-256 of the static challenge, and whom it enrolls as.
     pub static_challenge: Option<(String, String)>,
+    /// Accept (and answer in kind) SHA-1 pkiMessage signatures and DES / 3DES envelopes from
+    /// clients that know nothing better (`legacy_algorithms`, default false: refused badAlg).
+    pub legacy_algorithms: bool,
 }
 
 /// One role's settings.
@@ -739,6 +743,7 @@ fn build_scep_endpoints(
             name,
             template,
             static_challenge,
+            legacy_algorithms: e.legacy_algorithms.unwrap_or(false),
         });
     }
     if out.is_empty() {
@@ -1136,7 +1141,8 @@ mod tests {
             vec![ScepEndpoint {
                 name: "dev".into(),
                 template: "Device".into(),
-                static_challenge: None
+                static_challenge: None,
+                legacy_algorithms: false,
             }]
         );
         let crl = role(&c, Role::Crl).listen;

@@ -6,11 +6,9 @@ use crate::X509Error;
 use crate::csr::{self, Csr};
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use cms::content_info::ContentInfo;
 use der::asn1::{ObjectIdentifier as Oid, SetOfVec};
-use der::{Any, Decode, Encode};
+use der::{Any, Encode};
 use fleetpki_model::template::{HashAlg, KeyFamily, KeyRule};
-use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
 
 /// Standard alphabet; padding optional on input (some clients drop it), written on output.
@@ -84,17 +82,9 @@ pub fn encode_base64(der: &[u8]) -> String {
 }
 
 /// A certs-only CMS message (`application/pkcs7-mime; smime-type=certs-only`): SignedData with
-/// no content and no signers, carrying `certs` (DER).
+/// no content and no signers, carrying `certs` (DER); the same builder as SCEP's GetCACert.
 pub fn certs_only(certs: &[&[u8]]) -> Result<Vec<u8>, X509Error> {
-    let path = certs
-        .iter()
-        .map(|d| {
-            Certificate::from_der(d).map_err(|e| X509Error::der("certificate", "certificate", e))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    ContentInfo::try_from(path)
-        .and_then(|ci| ci.to_der())
-        .map_err(|e| X509Error::internal("cms", format!("cannot encode certs-only CMS: {e}")))
+    crate::scep::certs_only(certs, &[])
 }
 
 const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
@@ -164,7 +154,8 @@ mod tests {
     use super::*;
     use crate::key::{KeyType, PrivateKey};
     use crate::name;
-    use der::Encode;
+    use cms::content_info::ContentInfo;
+    use der::{Decode, Encode};
 
     fn csr_der() -> Vec<u8> {
         let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();

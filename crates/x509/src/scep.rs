@@ -152,6 +152,8 @@ pub struct PkiMessage {
     pub signer_der: Vec<u8>,
     /// The signed content: a ContentInfo holding the EnvelopedData.
     pub envelope: Vec<u8>,
+    /// The message was signed over a SHA-1 digest (legacy clients; the endpoint decides).
+    pub sha1_signature: bool,
 }
 
 /// Why a pkiMessage was not accepted.
@@ -495,6 +497,7 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
             "the messageDigest attribute does not match the content".into(),
         ));
     }
+    let sha1_signature = matches!(digest_alg, Digest::Sha1);
     let signed = attrs
         .to_der()
         .map_err(|e| fail(FailInfo::BadRequest, format!("signed attributes: {e}")))?;
@@ -561,6 +564,7 @@ pub fn parse(der_bytes: &[u8]) -> Result<PkiMessage, ScepError> {
         signer,
         signer_der,
         envelope: content,
+        sha1_signature,
     })
 }
 

@@ -22,30 +22,49 @@ pub enum TokenCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: TokenCmd) -> Result<()> {
-    let site = ctx.site().await?;
     match c {
         TokenCmd::Create {
             principal,
             template,
             expires,
         } => {
-            let ttl = parse_duration("--expires", &expires)?;
-            let (token, text) = site
-                .token_create(&principal, template.as_deref(), ttl, &actor())
-                .await?;
-            eprintln!(
-                "one-time enrollment token for {}{}, usable until {}; it is shown only now:",
-                token.principal,
-                token
-                    .template
-                    .as_deref()
-                    .map(|t| format!(" (template {t})"))
-                    .unwrap_or_default(),
-                fmt_time(token.expires_at)
-            );
-            println!("{text}");
+            create_one_time(
+                ctx,
+                &principal,
+                template.as_deref(),
+                &expires,
+                "one-time enrollment token",
+            )
+            .await
         }
     }
+}
+
+/// Creates a one-time enrollment token (also SCEP's one-time challenge): hashed at rest,
+/// used up in the transaction that stores the request. The secret goes to stdout, once.
+pub(crate) async fn create_one_time(
+    ctx: &Ctx,
+    principal: &str,
+    template: Option<&str>,
+    expires: &str,
+    what: &str,
+) -> Result<()> {
+    let site = ctx.site().await?;
+    let ttl = parse_duration("--expires", expires)?;
+    let (token, text) = site
+        .token_create(principal, template, ttl, &actor())
+        .await?;
+    eprintln!(
+        "{what} for {}{}, usable until {}; it is shown only now:",
+        token.principal,
+        token
+            .template
+            .as_deref()
+            .map(|t| format!(" (template {t})"))
+            .unwrap_or_default(),
+        fmt_time(token.expires_at)
+    );
+    println!("{text}");
     Ok(())
 }
 

@@ -275,8 +275,24 @@ async fn handle(
     actor: &Actor,
 ) -> Result<Outcome, Refusal> {
     require_rsa_signer(msg)?;
+    let legacy = |what: &str| {
+        Refusal::Fail(
+            FailInfo::BadAlg,
+            format!(
+                "{what} is refused on this endpoint (GetCACaps offers AES and SHA-256); for \
+                 legacy clients set roles.scep.endpoints.{}.legacy_algorithms = true",
+                ep.name
+            ),
+        )
+    };
+    if msg.sha1_signature && !ep.legacy_algorithms {
+        return Err(legacy("a SHA-1 pkiMessage signature"));
+    }
     let (inner, cipher) = scep::open_envelope(msg, &state.ra.key, &state.ra.cert)?;
     if matches!(cipher, ContentCipher::DesCbc | ContentCipher::DesEde3Cbc) {
+        if !ep.legacy_algorithms {
+            return Err(legacy(&format!("the {} content cipher", cipher.name())));
+        }
         tracing::warn!(
             endpoint = %ep.name,
             transaction = %msg.header.transaction_id,
