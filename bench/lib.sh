@@ -119,13 +119,8 @@ make_site() {
     cat "$TMP/pc1.pem" "$SITE/ca/issuing.pem" >"$TMP/pc1-chain.pem"
 }
 
-<<<<<<< HEAD
-# start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled; plus
-# $SERVE_EXTRA_CONF when set); sets
-=======
 # start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled; an
 # opt-in role such as acme also needs its table in SERVE_EXTRA); sets
->>>>>>> main
 # URL_<role> for each (dashes as underscores), e.g. URL_api, URL_management_point, and
 # FLEETPKI_PID. Its output goes to $TMP/serve-N.{out,err}.
 SERVES=0
@@ -138,13 +133,8 @@ start_fleetpki() {
     for role in api crl ocsp fallback-status-point management-point; do
         [[ " $* " == *" $role "* ]] || printf '[roles.%s]\nenabled = false\n' "$role" >>"$conf"
     done
-<<<<<<< HEAD
-    # Extra configuration from the caller (e.g. `[roles.scep.endpoints.NAME]`).
-    [ -z "${SERVE_EXTRA_CONF:-}" ] || printf '%s\n' "$SERVE_EXTRA_CONF" >>"$conf"
-=======
     # Opt-in roles (acme) need their own table: SERVE_EXTRA is appended as given.
     [ -z "${SERVE_EXTRA:-}" ] || printf '%s\n' "$SERVE_EXTRA" >>"$conf"
->>>>>>> main
     "$FLEETPKI" --dir "$SITE" serve --config "$conf" >"$n.out" 2>"$n.err" &
     PIDS+=("$!")
     FLEETPKI_PID=$!

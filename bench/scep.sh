@@ -52,7 +52,7 @@ mkdir -p "$SITE"
     fp template publish "SCEP Device"
 } >"$TMP/site-setup.log" 2>&1 || { cat "$TMP/site-setup.log" >&2; die "site setup failed"; }
 challenge_sha256="$(printf '%s' "$CHALLENGE" | sha256sum | cut -d' ' -f1)"
-SERVE_EXTRA_CONF="[roles.scep.endpoints.bench]
+SERVE_EXTRA="[roles.scep.endpoints.bench]
 template = \"SCEP Device\"
 principal = \"SRV1\"
 challenge_sha256 = \"$challenge_sha256\""
