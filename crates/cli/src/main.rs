@@ -102,6 +102,9 @@ enum LogFormat {
 const DEFAULT_LOG: &str = "warn,fleetpki=info";
 /// `simulate` runs thousands of agents in one process: only warnings, unless RUST_LOG asks.
 const SIMULATE_LOG: &str = "warn";
+/// `quickstart` prints its demo agent's decisions on stdout itself: their log lines would
+/// say everything twice.
+const QUICKSTART_LOG: &str = "warn,fleetpki=info,fleetpki::agent=warn";
 
 /// Logs go to stderr in both formats: stdout carries command output (and `serve`'s
 /// `ROLE listening on URL` lines, which scripts read).
@@ -140,6 +143,7 @@ fn main() {
     let cli = Cli::parse();
     let default_log = match cli.command {
         Command::Simulate(_) => SIMULATE_LOG,
+        Command::Quickstart(_) => QUICKSTART_LOG,
         _ => DEFAULT_LOG,
     };
     init_logs(cli.log_format, default_log);
