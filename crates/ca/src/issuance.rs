@@ -330,6 +330,30 @@ fn same_names(plan: &NamePlan, current: &CertificateRecord) -> Result<(), CaErro
     Ok(())
 }
 
+/// The inventory record of a certificate the site issues to one of its own roles (OCSP
+/// signing, site-system TLS, SCEP RA): principal `site`, no request behind it.
+pub(crate) fn site_role_record(
+    params: &CertParams,
+    der: Vec<u8>,
+    key: &fleetpki_x509::key::PrivateKey,
+    template: &str,
+) -> CertificateRecord {
+    CertificateRecord {
+        serial: serial::to_hex(&params.serial),
+        template: template.to_string(),
+        template_version: fleetpki_model::template::Version { major: 1, minor: 0 },
+        principal: crate::responder::SITE_PRINCIPAL.to_string(),
+        subject: name::to_string(&params.subject),
+        sans: params.sans.iter().map(san_text).collect(),
+        key: key.key_type().info().to_string(),
+        not_before: params.not_before,
+        not_after: params.not_after,
+        request_id: None,
+        der,
+        revocation: None,
+    }
+}
+
 pub fn san_text(s: &San) -> String {
     match s {
         San::Dns(d) => format!("DNS:{d}"),

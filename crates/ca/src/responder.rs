@@ -5,8 +5,7 @@ use crate::issuance::issue_event;
 use crate::site::{BACKDATE, Site};
 use crate::{Actor, key_use_event};
 use fleetpki_model::oid::KeyUsageBit;
-use fleetpki_model::record::CertificateRecord;
-use fleetpki_model::template::{HashAlg, Version};
+use fleetpki_model::template::HashAlg;
 use fleetpki_store::Change;
 use fleetpki_x509::cert::{self, CertParams, IssuerUrls};
 use fleetpki_x509::key::{KeyType, PrivateKey};
@@ -86,20 +85,8 @@ impl Site {
             &self.issuer_key()?.signer(HashAlg::Sha256),
         )?;
         let parsed = cert::parse("ocsp signer", &der)?;
-        let record = CertificateRecord {
-            serial: serial::to_hex(&params.serial),
-            template: OCSP_SIGNER_TEMPLATE.to_string(),
-            template_version: Version { major: 1, minor: 0 },
-            principal: SITE_PRINCIPAL.to_string(),
-            subject: name::to_string(&params.subject),
-            sans: vec![],
-            key: key.key_type().info().to_string(),
-            not_before,
-            not_after,
-            request_id: None,
-            der: der.clone(),
-            revocation: None,
-        };
+        let record =
+            crate::issuance::site_role_record(&params, der.clone(), &key, OCSP_SIGNER_TEMPLATE);
         let audit = issue_event(actor, &record, issuer);
         let key_use = key_use_event(
             actor,

@@ -11,8 +11,7 @@ use crate::{Actor, Site, key_use_event};
 use der::Encode;
 use fleetpki_model::UnixTime;
 use fleetpki_model::oid::KeyUsageBit;
-use fleetpki_model::record::CertificateRecord;
-use fleetpki_model::template::{HashAlg, Version};
+use fleetpki_model::template::HashAlg;
 use fleetpki_store::{Change, StoreError};
 use fleetpki_x509::cert::{self, CertParams};
 use fleetpki_x509::key::{KeyType, PrivateKey};
@@ -106,20 +105,7 @@ impl Site {
             Some(&issuer.cert),
             &self.issuer_key()?.signer(HashAlg::Sha256),
         )?;
-        let record = CertificateRecord {
-            serial: serial::to_hex(&params.serial),
-            template: RA_TEMPLATE.to_string(),
-            template_version: Version { major: 1, minor: 0 },
-            principal: crate::responder::SITE_PRINCIPAL.to_string(),
-            subject: name::to_string(&params.subject),
-            sans: vec![],
-            key: key.key_type().info().to_string(),
-            not_before: params.not_before,
-            not_after,
-            request_id: None,
-            der: der.clone(),
-            revocation: None,
-        };
+        let record = crate::issuance::site_role_record(&params, der.clone(), &key, RA_TEMPLATE);
         let actor = Actor::new("site", "serve (scep role)");
         let audit = issue_event(&actor, &record, issuer);
         let key_use = key_use_event(

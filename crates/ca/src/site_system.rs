@@ -9,8 +9,7 @@ use der::Encode;
 use fleetpki_model::UnixTime;
 use fleetpki_model::audit::Outcome;
 use fleetpki_model::oid::KeyUsageBit;
-use fleetpki_model::record::CertificateRecord;
-use fleetpki_model::template::{HashAlg, Version};
+use fleetpki_model::template::HashAlg;
 use fleetpki_store::Change;
 use fleetpki_x509::cert::{self, CertParams, San};
 use fleetpki_x509::key::{KeyType, PrivateKey};
@@ -111,20 +110,7 @@ impl Site {
         };
         let signer = self.issuer_key()?.signer(HashAlg::Sha256);
         let der = cert::issue(&params, Some(&issuer.cert), &signer)?;
-        let record = CertificateRecord {
-            serial: serial::to_hex(&params.serial),
-            template: TEMPLATE.to_string(),
-            template_version: Version { major: 1, minor: 0 },
-            principal: PRINCIPAL.to_string(),
-            subject: name::to_string(&params.subject),
-            sans: sans.iter().map(crate::issuance::san_text).collect(),
-            key: key.key_type().info().to_string(),
-            not_before: params.not_before,
-            not_after,
-            request_id: None,
-            der: der.clone(),
-            revocation: None,
-        };
+        let record = crate::issuance::site_role_record(&params, der.clone(), &key, TEMPLATE);
         let actor = Actor::new("site", "site maintenance");
         let audit = audit_event(
             &actor,
