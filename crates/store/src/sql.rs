@@ -83,43 +83,75 @@ macro_rules! audit_cols {
     };
 }
 
-/// The audit chain's head while a transaction appends to it.
+/// The audit chain's head while a transaction appends to it. Entries are sealed at once (each
+/// hash needs the previous one) but written in multi-row inserts by [`Chain::flush`]: a batch of
+/// issuances appends three entries each, and one statement per entry was most of its writes.
 struct Chain {
     seq: i64,
     hash: String,
+    unwritten: Vec<AuditEntry>,
+}
+
+/// Rows per audit insert: 10 parameters each stays far below both backends' limits.
+const AUDIT_ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO audit … VALUES (…), (…)` for 1..=[`AUDIT_ROWS_PER_INSERT`] rows, built once so
+/// that each shape is one prepared statement.
+fn audit_insert(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (1..=AUDIT_ROWS_PER_INSERT)
+            .map(|n| {
+                let values: Vec<String> = (0..n)
+                    .map(|r| {
+                        let p: Vec<String> = (1..=10).map(|c| format!("${}", r * 10 + c)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                format!(
+                    concat!("INSERT INTO audit (", audit_cols!(), ") VALUES {}"),
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[rows.clamp(1, AUDIT_ROWS_PER_INSERT) - 1]
 }
 
 impl Chain {
-    async fn append(&mut self, tx: &mut Tx, event: AuditEvent) -> Result<(), StoreError> {
+    fn append(&mut self, event: AuditEvent) {
         let e = seal(self.seq + 1, event, &self.hash);
-        tx.exec(
-            concat!(
-                "INSERT INTO audit (",
-                audit_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-            ),
-            args![
-                e.seq,
-                e.event.at,
-                e.event.actor,
-                e.event.source,
-                e.event.action,
-                e.event.object,
-                e.event.outcome.name(),
-                e.event.details,
-                e.prev_hash,
-                e.hash.as_str(),
-            ],
-        )
-        .await?;
         self.seq = e.seq;
-        self.hash = e.hash;
-        Ok(())
+        self.hash.clone_from(&e.hash);
+        self.unwritten.push(e);
     }
 
-    async fn append_all(&mut self, tx: &mut Tx, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+    fn append_all(&mut self, events: Vec<AuditEvent>) {
         for e in events {
-            self.append(tx, e).await?;
+            self.append(e);
+        }
+    }
+
+    /// Writes the entries appended since the last flush.
+    async fn flush(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
+        let entries = std::mem::take(&mut self.unwritten);
+        for rows in entries.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut args = Vec::with_capacity(rows.len() * 10);
+            for e in rows {
+                args.extend(args![
+                    e.seq,
+                    e.event.at,
+                    e.event.actor.as_str(),
+                    e.event.source.as_str(),
+                    e.event.action.as_str(),
+                    e.event.object.as_str(),
+                    e.event.outcome.name(),
+                    e.event.details.as_str(),
+                    e.prev_hash.as_str(),
+                    e.hash.as_str(),
+                ]);
+            }
+            tx.exec(audit_insert(rows.len()), args).await?;
         }
         Ok(())
     }
@@ -153,19 +185,6 @@ async fn exists(tx: &mut Tx, sql: &'static str, key: &str) -> Result<bool, Store
 /// Inserts a certificate; `Conflict` if its serial is taken, `NotFound` if it names a request
 /// that does not exist.
 async fn insert_certificate(tx: &mut Tx, c: &CertificateRecord) -> Result<(), StoreError> {
-    if exists(
-        tx,
-        "SELECT 1 FROM certificates WHERE serial = $1",
-        &c.serial,
-    )
-    .await?
-    {
-        return Err(conflict(
-            "certificate",
-            &c.serial,
-            "a certificate with this serial is already stored",
-        ));
-    }
     if let Some(id) = c.request_id
         && tx
             .fetch_optional("SELECT 1 FROM requests WHERE id = $1", args![id])
@@ -174,30 +193,46 @@ async fn insert_certificate(tx: &mut Tx, c: &CertificateRecord) -> Result<(), St
     {
         return Err(not_found("request", id));
     }
-    tx.exec(
-        concat!(
-            "INSERT INTO certificates (",
-            cert_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ),
-        args![
-            c.serial.as_str(),
-            c.template.as_str(),
-            i64::from(c.template_version.major),
-            i64::from(c.template_version.minor),
-            c.principal.as_str(),
-            c.subject.as_str(),
-            json("certificate SANs", &c.sans)?,
-            c.key.as_str(),
-            c.not_before,
-            c.not_after,
-            c.request_id,
-            c.der.as_slice(),
-            c.revocation.as_ref().map(|r| r.at),
-            c.revocation.as_ref().map(|r| i64::from(r.reason.code())),
-        ],
-    )
-    .await?;
+    insert_certificate_row(tx, c).await
+}
+
+/// The certificate's row; `Conflict` if its serial is taken. `ON CONFLICT DO NOTHING` rather
+/// than a look-up first: one statement, and on PostgreSQL a failed insert would abort the
+/// whole transaction.
+async fn insert_certificate_row(tx: &mut Tx, c: &CertificateRecord) -> Result<(), StoreError> {
+    let inserted = tx
+        .exec(
+            concat!(
+                "INSERT INTO certificates (",
+                cert_cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT (serial) DO NOTHING"
+            ),
+            args![
+                c.serial.as_str(),
+                c.template.as_str(),
+                i64::from(c.template_version.major),
+                i64::from(c.template_version.minor),
+                c.principal.as_str(),
+                c.subject.as_str(),
+                json("certificate SANs", &c.sans)?,
+                c.key.as_str(),
+                c.not_before,
+                c.not_after,
+                c.request_id,
+                c.der.as_slice(),
+                c.revocation.as_ref().map(|r| r.at),
+                c.revocation.as_ref().map(|r| i64::from(r.reason.code())),
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(conflict(
+            "certificate",
+            &c.serial,
+            "a certificate with this serial is already stored",
+        ));
+    }
     Ok(())
 }
 
@@ -410,7 +445,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             )
             .await?;
             bump_policy(tx).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::PutPrincipal {
             principal: p,
@@ -424,7 +459,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             .await?;
             // A principal's entry (disabled, names) shapes its policy.
             bump_policy(tx).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::PutGroup { group, audit } => {
             let n = tx
@@ -440,7 +475,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                     "a group with this name already exists",
                 ));
             }
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::AddMember {
             group,
@@ -460,7 +495,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             .await?;
             // Group membership decides which templates a client's policy grants.
             bump_policy(tx).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::SubmitRequest {
             request,
@@ -472,7 +507,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             for e in audit.iter_mut().filter(|e| e.object.is_empty()) {
                 e.object = id.to_string();
             }
-            chain.append_all(tx, audit).await?;
+            chain.append_all(audit);
             return Ok(Applied::Request { id });
         }
         Change::DecideRequest {
@@ -503,7 +538,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 }
                 Decision::Issue(mut cert) => {
                     cert.request_id = Some(id);
-                    insert_certificate(tx, &cert).await?;
+                    insert_certificate_row(tx, &cert).await?;
                     tx.exec(
                         "UPDATE requests SET status = 'issued', decided_at = $1, decided_by = $2, serial = $3 WHERE id = $4",
                         args![at, decided_by, cert.serial, id],
@@ -518,11 +553,11 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                     .await?;
                 }
             }
-            chain.append_all(tx, audit).await?;
+            chain.append_all(audit);
         }
         Change::PutCertificate { certificate, audit } => {
             insert_certificate(tx, &certificate).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::Revoke {
             serial,
@@ -550,7 +585,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 args![revocation.at, i64::from(revocation.reason.code()), serial],
             )
             .await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::PublishCrl { crl, audit } => {
             let max: Option<i64> = tx
@@ -583,17 +618,17 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 ],
             )
             .await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
-        Change::Audit(event) => chain.append(tx, event).await?,
+        Change::Audit(event) => chain.append(event),
         Change::BumpPolicy { audit } => {
             bump_policy(tx).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::RecordStatus { message } => record_status(tx, message).await?,
         Change::RegisterClient { client, audit } => {
             if register_client(tx, &client).await? {
-                chain.append(tx, audit).await?;
+                chain.append(audit);
             }
         }
         Change::DecideClient {
@@ -618,7 +653,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                 args![status.name(), at, by, name],
             )
             .await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::CreateToken { token: t, audit } => {
             let n = tx
@@ -647,7 +682,7 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
                     "a token with this id already exists",
                 ));
             }
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::RecordScepTransaction {
             key_sha256,
@@ -667,19 +702,19 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
             audit,
         } => {
             consume_token(tx, &id, &secret_sha256, at).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::AcmeNewAccount { account, audit } => {
             acme::new_account(tx, &account).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::AcmeUpdateAccount { account, audit } => {
             acme::update_account(tx, &account).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::AcmeCreateEab { key, audit } => {
             acme::create_eab(tx, &key).await?;
-            chain.append(tx, audit).await?;
+            chain.append(audit);
         }
         Change::AcmePutOrder {
             order,
@@ -713,21 +748,6 @@ async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Resul
             None,
         ),
     };
-    if let Some(c) = &cert
-        && exists(
-            tx,
-            "SELECT 1 FROM certificates WHERE serial = $1",
-            &c.serial,
-        )
-        .await?
-    {
-        // Checked before the request is inserted so that the error names the certificate.
-        return Err(conflict(
-            "certificate",
-            &c.serial,
-            "a certificate with this serial is already stored",
-        ));
-    }
     let id: i64 = tx
         .fetch_one(
             "INSERT INTO requests (template, major, minor, principal, submitted_by, csr, status, submitted_at, decided_at, reason, serial) \
@@ -749,8 +769,9 @@ async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Resul
         .await?
         .get("id")?;
     if let Some(mut cert) = cert {
+        // The request was inserted just above: no need to look it up.
         cert.request_id = Some(id);
-        insert_certificate(tx, &cert).await?;
+        insert_certificate_row(tx, &cert).await?;
     }
     Ok(id)
 }
@@ -1119,6 +1140,7 @@ impl<B> Store for SqlStore<B> {
         let mut chain = Chain {
             seq: start,
             hash: head.get("hash")?,
+            unwritten: Vec::new(),
         };
         let mut out = Vec::with_capacity(changes.len());
         let mut last_request = None;
@@ -1146,6 +1168,7 @@ impl<B> Store for SqlStore<B> {
             }
             out.push(applied);
         }
+        chain.flush(&mut tx).await?;
         if chain.seq != start {
             tx.exec(
                 "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",

@@ -34,13 +34,17 @@ impl SqlStore<SqliteBackend> {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        // No liveness ping before each use: a local file's connection cannot go stale, and the
+        // ping was one more round trip to sqlx's connection thread per statement.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self::new(Db::Sqlite { writer, reader }))
