@@ -2,6 +2,7 @@
 //! template's rules (published, Enroll permission, key type and size, subject rule), approval,
 //! and signing by the issuing CA.
 
+use crate::context::RequestContext;
 use crate::error::{CaError, refuse};
 use crate::site::{BACKDATE, CaCert, Site};
 use crate::{Actor, audit_event, key_use_event};
@@ -18,6 +19,7 @@ use fleetpki_x509::cert::{self, CertParams, IssuerUrls, San};
 use fleetpki_x509::csr::{self, Csr};
 use fleetpki_x509::key::Signer;
 use fleetpki_x509::{name, serial};
+use std::sync::Arc;
 use x509_cert::name::Name;
 
 /// What a submission came to.
@@ -364,21 +366,33 @@ pub fn san_text(s: &San) -> String {
 }
 
 impl Site {
-    /// Looks up the template and principal a request names.
+    /// Looks up the template and principal a request names, and the principal's groups:
+    /// from the context cache while the policy version stands (one read), else the store.
     async fn request_context(
         &self,
         template: &str,
         principal: &str,
-    ) -> Result<(Template, Principal, Vec<String>), CaError> {
-        let template = self.find_template(template).await?;
-        let principal = self.store.principal(principal).await?.ok_or_else(|| {
+    ) -> Result<Arc<RequestContext>, CaError> {
+        let version = self.store.policy_version().await?;
+        if let Some(hit) = self.contexts.get(version, template, principal) {
+            return Ok(hit);
+        }
+        let found = self.find_template(template).await?;
+        let p = self.store.principal(principal).await?.ok_or_else(|| {
             refuse(
                 "principal",
                 format!("no principal named `{principal}` in the directory"),
             )
         })?;
-        let groups = self.store.groups_of(&principal.name).await?;
-        Ok((template, principal, groups))
+        let groups = self.store.groups_of(&p.name).await?;
+        let context = Arc::new(RequestContext {
+            template: found,
+            principal: p,
+            groups,
+        });
+        self.contexts
+            .put(version, template, principal, context.clone());
+        Ok(context)
     }
 
     /// Submits a PKCS#10 request (PEM or DER) for `principal` under `template`. Nothing is stored
@@ -455,12 +469,14 @@ impl Site {
         keep_names_of: Option<&CertificateRecord>,
     ) -> Result<Submitted, CaError> {
         let csr = csr::parse(csr_bytes)?;
-        let (template, principal, groups) = self.request_context(template, principal).await?;
+        let context = self.request_context(template, principal).await?;
+        let (template, principal, groups) =
+            (&context.template, &context.principal, &context.groups);
         let urls = self.urls_for(self.issuer().role);
         let job = Issuance {
-            template: &template,
-            principal: &principal,
-            groups: &groups,
+            template,
+            principal,
+            groups,
             issuer: self.issuer(),
             urls: &urls,
         };
@@ -570,13 +586,14 @@ impl Site {
     pub async fn approve(&self, id: i64, actor: &Actor) -> Result<CertificateRecord, CaError> {
         let req = self.pending_request(id).await?;
         let csr = csr::parse(&req.csr_der)?;
+        let context = self.request_context(&req.template, &req.principal).await?;
         let (template, principal, groups) =
-            self.request_context(&req.template, &req.principal).await?;
+            (&context.template, &context.principal, &context.groups);
         let urls = self.urls_for(self.issuer().role);
         let job = Issuance {
-            template: &template,
-            principal: &principal,
-            groups: &groups,
+            template,
+            principal,
+            groups,
             issuer: self.issuer(),
             urls: &urls,
         };

@@ -8,6 +8,7 @@ pub mod acme;
 pub mod audit;
 pub mod clients;
 pub mod config;
+pub mod context;
 pub mod directory;
 pub mod error;
 pub mod inventory;

@@ -105,6 +105,7 @@ pub struct Site {
     pub signing: CaCert,
     passphrase: Option<Zeroizing<Vec<u8>>>,
     issuer_key: OnceLock<PrivateKey>,
+    pub(crate) contexts: crate::context::ContextCache,
 }
 
 fn ca_path(dir: &Path, file: &str) -> PathBuf {
@@ -405,6 +406,7 @@ impl Site {
             signing,
             passphrase,
             issuer_key: OnceLock::new(),
+            contexts: Default::default(),
         }
     }
 
