@@ -14,7 +14,8 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, Error, RootCertStore,
     SignatureScheme,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
 
@@ -34,6 +35,77 @@ pub(crate) struct ClientTrust {
 struct Verifiers {
     optional: Arc<dyn ClientCertVerifier>,
     mandatory: Arc<dyn ClientCertVerifier>,
+    /// Chains these verifiers accepted: built with them, so a new CRL starts it empty.
+    verified: VerifiedChains,
+}
+
+/// Chains (leaf plus the intermediates it was checked with, by SHA-256) that passed path
+/// validation against this generation's roots and CRLs, with the time window in which every
+/// certificate of the chain is valid. A client that reconnects then costs no signature
+/// verification of its chain or of the CRLs; its CertificateVerify is still checked by rustls
+/// on every handshake, so possession of the key is proven each time. Exact, not time-bounded:
+/// the outcome of path validation depends only on the chain, the roots and the CRLs (fixed for
+/// the generation) and on the time (checked against the stored window).
+#[derive(Default)]
+struct VerifiedChains {
+    by_digest: Mutex<HashMap<[u8; 32], Window>>,
+}
+
+/// Seconds since the epoch, inclusive at both ends as webpki treats validity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Window {
+    not_before: i64,
+    not_after: i64,
+}
+
+/// Most chains remembered before the cache starts over (bounded memory for any fleet size).
+const VERIFIED_MAX: usize = 100_000;
+
+impl VerifiedChains {
+    fn contains(&self, digest: &[u8; 32], now: i64) -> bool {
+        self.by_digest
+            .lock()
+            .ok()
+            .and_then(|m| m.get(digest).copied())
+            .is_some_and(|w| w.not_before <= now && now <= w.not_after)
+    }
+
+    fn remember(&self, digest: [u8; 32], window: Window) {
+        // A poisoned lock only loses the cache; verification itself never depends on it.
+        if let Ok(mut m) = self.by_digest.lock() {
+            if m.len() >= VERIFIED_MAX {
+                m.clear();
+            }
+            m.insert(digest, window);
+        }
+    }
+}
+
+/// SHA-256 over each certificate's length and bytes, leaf first.
+fn chain_digest(end_entity: &[u8], intermediates: &[CertificateDer<'_>]) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for der in std::iter::once(end_entity).chain(intermediates.iter().map(|c| c.as_ref())) {
+        ctx.update(&(der.len() as u64).to_be_bytes());
+        ctx.update(der);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The span in which every certificate of the chain is valid; `None` if one cannot be read
+/// (the chain then simply is not remembered).
+fn chain_window(end_entity: &[u8], intermediates: &[CertificateDer<'_>]) -> Option<Window> {
+    let mut w = Window {
+        not_before: i64::MIN,
+        not_after: i64::MAX,
+    };
+    for der in std::iter::once(end_entity).chain(intermediates.iter().map(|c| c.as_ref())) {
+        let info = cert::info(&cert::parse("certificate", der).ok()?).ok()?;
+        w.not_before = w.not_before.max(info.not_before);
+        w.not_after = w.not_after.min(info.not_after);
+    }
+    Some(w)
 }
 
 /// Why the verifier could not be built.
@@ -111,6 +183,7 @@ fn build(
     Ok(Verifiers {
         optional: make(false)?,
         mandatory: make(true)?,
+        verified: VerifiedChains::default(),
     })
 }
 
@@ -126,17 +199,6 @@ impl std::fmt::Debug for ClientTrust {
         f.debug_struct("ClientTrust")
             .field("self_signed_identities", &self.self_signed_identities)
             .finish_non_exhaustive()
-    }
-}
-
-impl ClientVerifier {
-    fn inner(&self) -> Arc<dyn ClientCertVerifier> {
-        let v = self.trust.current.load();
-        if self.mandatory {
-            v.mandatory.clone()
-        } else {
-            v.optional.clone()
-        }
     }
 }
 
@@ -199,7 +261,12 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let inner = self.inner();
+        let generation = self.trust.current.load();
+        let inner = if self.mandatory {
+            &generation.mandatory
+        } else {
+            &generation.optional
+        };
         // A client that sends its certificate alone still chains through the site's issuing CA.
         let supplied;
         let intermediates = match (&self.trust.issuing, intermediates.is_empty()) {
@@ -209,9 +276,17 @@ impl ClientCertVerifier for ClientVerifier {
             }
             _ => intermediates,
         };
+        let digest = chain_digest(end_entity, intermediates);
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if generation.verified.contains(&digest, secs) {
+            return Ok(ClientCertVerified::assertion());
+        }
         match inner.verify_client_cert(end_entity, intermediates, now) {
             Ok(v) => {
                 require_client_auth_eku(end_entity)?;
+                if let Some(window) = chain_window(end_entity, intermediates) {
+                    generation.verified.remember(digest, window);
+                }
                 Ok(v)
             }
             Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
@@ -258,5 +333,48 @@ impl ClientCertVerifier for ClientVerifier {
             .provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_chain_counts_only_inside_its_window() {
+        let chains = VerifiedChains::default();
+        let d = chain_digest(b"leaf", &[]);
+        assert!(!chains.contains(&d, 100));
+        chains.remember(
+            d,
+            Window {
+                not_before: 50,
+                not_after: 150,
+            },
+        );
+        assert!(chains.contains(&d, 50));
+        assert!(chains.contains(&d, 150));
+        assert!(!chains.contains(&d, 49), "not yet valid");
+        assert!(!chains.contains(&d, 151), "expired");
+    }
+
+    #[test]
+    fn the_digest_covers_every_certificate_and_its_boundaries() {
+        let leaf = chain_digest(b"leaf", &[]);
+        let with_ca = chain_digest(b"leaf", &[CertificateDer::from(b"ca".to_vec())]);
+        let other_ca = chain_digest(b"leaf", &[CertificateDer::from(b"cb".to_vec())]);
+        // The same bytes split differently between leaf and intermediate.
+        let shifted = chain_digest(b"lea", &[CertificateDer::from(b"fca".to_vec())]);
+        let all = [leaf, with_ca, other_ca, shifted];
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_chain_has_no_window() {
+        assert_eq!(chain_window(b"not a certificate", &[]), None);
     }
 }
