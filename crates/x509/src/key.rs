@@ -136,6 +136,10 @@ pub struct PrivateKey {
     inner: Inner,
     pkcs8: Zeroizing<Vec<u8>>,
     spki: Vec<u8>,
+    /// RSA only: the key for PKCS#1 v1.5 decryption (CMS key transport, SCEP), built on first
+    /// use. Parsing validates the key, which costs as much as a private-key operation: once,
+    /// not per message.
+    decrypting: std::sync::OnceLock<Option<aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey>>,
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -210,6 +214,7 @@ impl PrivateKey {
             inner,
             pkcs8,
             spki,
+            decrypting: std::sync::OnceLock::new(),
         })
     }
 
@@ -350,6 +355,19 @@ impl PrivateKey {
     }
 
     /// PKCS#8 DER (unencrypted).
+    /// The RSA PKCS#1 v1.5 decryption key (CMS key transport); `None` for other key types.
+    pub fn rsa_pkcs1_decrypting(&self) -> Option<&aws_lc_rs::rsa::Pkcs1PrivateDecryptingKey> {
+        use aws_lc_rs::rsa::{Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
+        self.decrypting
+            .get_or_init(|| match self.inner {
+                Inner::Rsa(_) => PrivateDecryptingKey::from_pkcs8(&self.pkcs8)
+                    .ok()
+                    .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok()),
+                _ => None,
+            })
+            .as_ref()
+    }
+
     pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         self.pkcs8.clone()
     }
@@ -576,6 +594,26 @@ pub fn spki_info_for(field: &str, spki_der: &[u8]) -> Result<KeyInfo, X509Error>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_rsa_key_decrypts_what_its_public_key_encrypted_and_other_keys_do_not() {
+        use aws_lc_rs::rsa::{Pkcs1PublicEncryptingKey, PublicEncryptingKey};
+        let rsa = PrivateKey::generate(KeyType::Rsa2048).unwrap();
+        let public = PublicEncryptingKey::from_der(&rsa.public_key_der()).unwrap();
+        let public = Pkcs1PublicEncryptingKey::new(public).unwrap();
+        let mut sealed = vec![0u8; public.ciphertext_size()];
+        let sealed = public
+            .encrypt(b"sixteen byte key", &mut sealed)
+            .unwrap()
+            .to_vec();
+        let key = rsa.rsa_pkcs1_decrypting().expect("an RSA key decrypts");
+        let mut out = vec![0u8; key.min_output_size()];
+        assert_eq!(key.decrypt(&sealed, &mut out).unwrap(), b"sixteen byte key");
+        // Built once: the same key object on the next call.
+        assert!(std::ptr::eq(key, rsa.rsa_pkcs1_decrypting().unwrap()));
+        let ec = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        assert!(ec.rsa_pkcs1_decrypting().is_none());
+    }
 
     fn verify(k: &PrivateKey, hash: HashAlg) {
         let s = k.signer(hash);

@@ -793,11 +793,9 @@ fn octets_of(v: &der::AnyRef<'_>) -> Option<Vec<u8>> {
 /// The content-encryption key from the key transport; a random key of the right length when
 /// the RSA decryption fails or yields the wrong length (implicit rejection).
 fn transport_key(ra_key: &PrivateKey, enc: &[u8], len: usize) -> Result<Vec<u8>, X509Error> {
-    use aws_lc_rs::rsa::{Pkcs1PrivateDecryptingKey, PrivateDecryptingKey};
     let fallback = random(len)?;
-    let key = PrivateDecryptingKey::from_pkcs8(&ra_key.to_pkcs8_der())
-        .ok()
-        .and_then(|k| Pkcs1PrivateDecryptingKey::new(k).ok())
+    let key = ra_key
+        .rsa_pkcs1_decrypting()
         .ok_or_else(|| X509Error::internal("scep.ra_key", "the RA key is not an RSA key"))?;
     let mut out = vec![0u8; key.min_output_size().max(len)];
     match key.decrypt(enc, &mut out) {
