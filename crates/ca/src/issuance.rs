@@ -356,6 +356,52 @@ pub(crate) fn site_role_record(
     }
 }
 
+impl Site {
+    /// Commits a certificate the site issued to one of its own roles: its inventory record
+    /// with `issued` (the issue event), and the issuing key's use for `what`, in one
+    /// transaction.
+    pub(crate) async fn commit_site_role_certificate(
+        &self,
+        record: CertificateRecord,
+        issued: fleetpki_model::audit::AuditEvent,
+        actor: &Actor,
+        what: String,
+    ) -> Result<(), CaError> {
+        let key_use = key_use_event(actor, self.issuer(), what);
+        self.committer
+            .apply(vec![
+                Change::PutCertificate {
+                    certificate: Box::new(record),
+                    audit: issued,
+                },
+                Change::Audit(key_use),
+            ])
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps a site role's key (in custody) and certificate (PEM at `path`). Key first: a crash
+    /// between the two writes leaves a certificate whose key does not match, which the role's
+    /// loader detects and answers by issuing again.
+    pub(crate) fn keep_site_role_credentials(
+        &self,
+        role: crate::keys::KeyRole,
+        key: &fleetpki_x509::key::PrivateKey,
+        path: &std::path::Path,
+        der: &[u8],
+    ) -> Result<(), CaError> {
+        self.custody()?.store(role, key)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(CaError::io(dir))?;
+        }
+        crate::keys::write_atomic(
+            path,
+            fleetpki_x509::pem::encode("CERTIFICATE", der).as_bytes(),
+            0o644,
+        )
+    }
+}
+
 pub fn san_text(s: &San) -> String {
     match s {
         San::Dns(d) => format!("DNS:{d}"),

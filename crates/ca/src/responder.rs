@@ -1,12 +1,11 @@
 //! Delegated OCSP signing certificates: a fresh key kept only in memory, certified by the issuing CA for a short time.
 
+use crate::Actor;
 use crate::error::{CaError, refuse};
 use crate::issuance::issue_event;
 use crate::site::{BACKDATE, Site};
-use crate::{Actor, key_use_event};
 use fleetpki_model::oid::KeyUsageBit;
 use fleetpki_model::template::HashAlg;
-use fleetpki_store::Change;
 use fleetpki_x509::cert::{self, CertParams, IssuerUrls};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{name, ocsp, serial};
@@ -88,20 +87,9 @@ impl Site {
         let record =
             crate::issuance::site_role_record(&params, der.clone(), &key, OCSP_SIGNER_TEMPLATE);
         let audit = issue_event(actor, &record, issuer);
-        let key_use = key_use_event(
-            actor,
-            issuer,
-            format!("OCSP signing certificate {}", record.serial),
-        );
         let serial = record.serial.clone();
-        self.committer
-            .apply(vec![
-                Change::PutCertificate {
-                    certificate: Box::new(record),
-                    audit,
-                },
-                Change::Audit(key_use),
-            ])
+        let what = format!("OCSP signing certificate {serial}");
+        self.commit_site_role_certificate(record, audit, actor, what)
             .await?;
         Ok(OcspSigner {
             key,

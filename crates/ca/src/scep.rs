@@ -5,9 +5,9 @@
 
 use crate::error::{CaError, refuse};
 use crate::issuance::{Submitted, issue_event};
-use crate::keys::{KeyRole, write_atomic};
+use crate::keys::KeyRole;
 use crate::tokens::Presented;
-use crate::{Actor, Site, key_use_event};
+use crate::{Actor, Site};
 use der::Encode;
 use fleetpki_model::UnixTime;
 use fleetpki_model::oid::KeyUsageBit;
@@ -108,27 +108,10 @@ impl Site {
         let record = crate::issuance::site_role_record(&params, der.clone(), &key, RA_TEMPLATE);
         let actor = Actor::new("site", "serve (scep role)");
         let audit = issue_event(&actor, &record, issuer);
-        let key_use = key_use_event(
-            &actor,
-            issuer,
-            format!("SCEP RA certificate {}", record.serial),
-        );
-        self.committer
-            .apply(vec![
-                Change::PutCertificate {
-                    certificate: Box::new(record),
-                    audit,
-                },
-                Change::Audit(key_use),
-            ])
+        let what = format!("SCEP RA certificate {}", record.serial);
+        self.commit_site_role_certificate(record, audit, &actor, what)
             .await?;
-        // Key first: a crash between the writes leaves a mismatch, answered by a new issue.
-        self.custody()?.store(KeyRole::ScepRa, &key)?;
-        write_atomic(
-            &self.scep_ra_path(),
-            pem::encode("CERTIFICATE", &der).as_bytes(),
-            0o644,
-        )?;
+        self.keep_site_role_credentials(KeyRole::ScepRa, &key, &self.scep_ra_path(), &der)?;
         let cert = cert::parse("SCEP RA certificate", &der)?;
         Ok(ScepRa { key, cert, der })
     }

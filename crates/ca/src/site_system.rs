@@ -3,14 +3,13 @@
 //! maintenance a configurable number of days before it expires.
 
 use crate::error::{CaError, refuse};
-use crate::keys::{KeyRole, write_atomic};
-use crate::{Actor, Site, audit_event, key_use_event};
+use crate::keys::KeyRole;
+use crate::{Actor, Site, audit_event};
 use der::Encode;
 use fleetpki_model::UnixTime;
 use fleetpki_model::audit::Outcome;
 use fleetpki_model::oid::KeyUsageBit;
 use fleetpki_model::template::HashAlg;
-use fleetpki_store::Change;
 use fleetpki_x509::cert::{self, CertParams, San};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{name, pem, serial};
@@ -123,25 +122,13 @@ impl Site {
                 record.sans.join(" ")
             ),
         );
-        let key_use = key_use_event(&actor, issuer, format!("certificate {}", record.serial));
         let serial_hex = record.serial.clone();
-        self.committer
-            .apply(vec![
-                Change::PutCertificate {
-                    certificate: Box::new(record),
-                    audit,
-                },
-                Change::Audit(key_use),
-            ])
+        let what = format!("certificate {serial_hex}");
+        self.commit_site_role_certificate(record, audit, &actor, what)
             .await?;
-        // Key first: a crash between the writes leaves a certificate whose key does not match,
-        // which `stored_site_system` detects and answers by issuing again.
-        self.custody()?.store(KeyRole::SiteSystem, &key)?;
+        // `stored_site_system` detects a key that does not match and issues again.
         let path = self.site_system_cert_path();
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(CaError::io(dir))?;
-        }
-        write_atomic(&path, pem::encode("CERTIFICATE", &der).as_bytes(), 0o644)?;
+        self.keep_site_role_credentials(KeyRole::SiteSystem, &key, &path, &der)?;
         let mut chain = vec![der];
         chain.extend(self.chain().iter().map(|c| c.der.clone()));
         Ok((
