@@ -1,9 +1,10 @@
 //! Many concurrent submissions through one site: every one answered with a stored certificate,
 //! serials unique, the audit chain intact.
 
+mod common;
+
+use fleetpki_ca::Actor;
 use fleetpki_ca::issuance::Submitted;
-use fleetpki_ca::{Actor, CaSource, InitOptions, Site};
-use fleetpki_model::directory::{Principal, PrincipalKind};
 use fleetpki_model::record::CertFilter;
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{csr, name};
@@ -13,31 +14,13 @@ use std::sync::Arc;
 async fn concurrent_submissions_are_all_committed() {
     let dir = tempfile::tempdir().expect("tmp");
     let admin = Actor::new("admin", "test");
-    let opts = InitOptions {
-        site_code: "CC1".into(),
-        name: None,
-        base_url: None,
-        database: None,
-        passphrase: None,
-        ca: CaSource::Generate {
-            key_type: KeyType::EcdsaP256,
-            two_tier: false,
-        },
-    };
-    let site = Arc::new(Site::init(dir.path(), opts, &admin).await.expect("init"));
+    let site = Arc::new(common::init_site(dir.path(), "CC1", false).await);
     site.directory_add_group("Workstations", &admin)
         .await
         .expect("group");
     let n = 64;
     for i in 0..n {
-        let p = Principal {
-            name: format!("PC{i}"),
-            kind: PrincipalKind::Computer,
-            dns: Some(format!("pc{i}.fleet.test")),
-            email: None,
-            upn: None,
-            disabled: false,
-        };
+        let p = common::computer(&format!("PC{i}"), &format!("pc{i}.fleet.test"));
         site.directory_add(p, &["Workstations".into()], &admin)
             .await
             .expect("computer");

@@ -2,26 +2,13 @@
 //! database directly) changes in templates, principals or memberships decides the very next
 //! submission of a long-running site.
 
+mod common;
+
+use common::{admin, computer, init_site};
 use fleetpki_ca::issuance::Submitted;
-use fleetpki_ca::{Actor, CaError, CaSource, InitOptions, Site};
-use fleetpki_model::directory::{Principal, PrincipalKind};
+use fleetpki_ca::{Actor, CaError, Site};
 use fleetpki_x509::key::{KeyType, PrivateKey};
 use fleetpki_x509::{csr, name};
-
-fn admin() -> Actor {
-    Actor::new("admin", "test")
-}
-
-fn pc1() -> Principal {
-    Principal {
-        name: "PC1".into(),
-        kind: PrincipalKind::Computer,
-        dns: Some("pc1.fleet.test".into()),
-        email: None,
-        upn: None,
-        disabled: false,
-    }
-}
 
 async fn submit(site: &Site) -> Result<Submitted, CaError> {
     let key = PrivateKey::generate(KeyType::EcdsaP256).expect("key");
@@ -44,19 +31,8 @@ fn refused(r: Result<Submitted, CaError>, when: &str) {
 #[tokio::test]
 async fn changes_made_elsewhere_decide_the_next_submission() {
     let dir = tempfile::tempdir().expect("tmp");
-    let opts = InitOptions {
-        site_code: "CX1".into(),
-        name: None,
-        base_url: None,
-        database: None,
-        passphrase: None,
-        ca: CaSource::Generate {
-            key_type: KeyType::EcdsaP256,
-            two_tier: false,
-        },
-    };
     // `serving` stands for `fleetpki serve`; `cli` for another process on the same database.
-    let serving = Site::init(dir.path(), opts, &admin()).await.expect("init");
+    let serving = init_site(dir.path(), "CX1", false).await;
     for g in ["Workstations", "Servers"] {
         serving
             .directory_add_group(g, &admin())
@@ -64,7 +40,11 @@ async fn changes_made_elsewhere_decide_the_next_submission() {
             .expect("group");
     }
     serving
-        .directory_add(pc1(), &["Workstations".into()], &admin())
+        .directory_add(
+            computer("PC1", "pc1.fleet.test"),
+            &["Workstations".into()],
+            &admin(),
+        )
         .await
         .expect("PC1");
     serving

@@ -2,9 +2,10 @@
 //! certificate, whose new certificate must keep the subject and SANs; a request that would
 //! change them is refused and stores nothing.
 
+mod common;
+
 use fleetpki_ca::issuance::Submitted;
-use fleetpki_ca::{Actor, CaSource, InitOptions, Site};
-use fleetpki_model::directory::{Principal, PrincipalKind};
+use fleetpki_ca::{Actor, Site};
 use fleetpki_model::record::CertificateRecord;
 use fleetpki_x509::cert::San;
 use fleetpki_x509::key::{KeyType, PrivateKey};
@@ -16,27 +17,9 @@ fn admin() -> Actor {
 
 /// A site where SRV1 (group Servers) may enroll under `Web` (supply in request, *.fleet.test).
 async fn site(dir: &std::path::Path) -> Site {
-    let opts = InitOptions {
-        site_code: "RE1".into(),
-        name: None,
-        base_url: None,
-        database: None,
-        passphrase: None,
-        ca: CaSource::Generate {
-            key_type: KeyType::EcdsaP256,
-            two_tier: false,
-        },
-    };
-    let site = Site::init(dir, opts, &admin()).await.expect("init");
+    let site = common::init_site(dir, "RE1", false).await;
     site.directory_add_group("Servers", &admin()).await.unwrap();
-    let srv1 = Principal {
-        name: "SRV1".into(),
-        kind: PrincipalKind::Computer,
-        dns: Some("srv1.fleet.test".into()),
-        email: None,
-        upn: None,
-        disabled: false,
-    };
+    let srv1 = common::computer("SRV1", "srv1.fleet.test");
     site.directory_add(srv1, &["Servers".to_string()], &admin())
         .await
         .unwrap();

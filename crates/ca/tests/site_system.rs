@@ -1,29 +1,17 @@
 //! The site-system TLS certificate of enhanced HTTP: issued once, kept while not due, renewed
 //! when due or when the names change, recorded in the inventory, valid for server auth.
 
+mod common;
+
+use fleetpki_ca::Site;
 use fleetpki_ca::site_system::Renewal;
 use fleetpki_ca::verify::Usage;
-use fleetpki_ca::{Actor, CaSource, InitOptions, Site};
 use fleetpki_model::record::CertFilter;
-use fleetpki_x509::key::KeyType;
 
 const DAY: i64 = 86_400;
 
 async fn site(dir: &std::path::Path) -> Site {
-    let opts = InitOptions {
-        site_code: "SS1".into(),
-        name: None,
-        base_url: None,
-        database: None,
-        passphrase: None,
-        ca: CaSource::Generate {
-            key_type: KeyType::EcdsaP256,
-            two_tier: true,
-        },
-    };
-    Site::init(dir, opts, &Actor::new("admin", "test"))
-        .await
-        .expect("init")
+    common::init_site(dir, "SS1", true).await
 }
 
 #[tokio::test]
