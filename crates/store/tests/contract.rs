@@ -1038,8 +1038,19 @@ async fn audit_chain(s: Arc<dyn Store>) {
             .await
             .unwrap();
     }
+    assert_eq!(assert_chain(s).await, 40 * 3 + 14);
+    // One transaction with more entries than one multi-row insert holds (the store writes
+    // them in chunks): the order and the chain survive the chunk boundaries.
+    let many: Vec<Change> = (0..75)
+        .map(|i| Change::Audit(ev("api.call", &format!("bulk {i}"))))
+        .collect();
+    s.apply(many).await.unwrap();
     let last = assert_chain(s).await;
-    assert_eq!(last, 40 * 3 + 14);
+    assert_eq!(last, 40 * 3 + 14 + 75);
+    let bulk = s.audit_entries(40 * 3 + 14, i64::MAX).await.unwrap();
+    let objects: Vec<String> = bulk.iter().map(|e| e.event.object.clone()).collect();
+    let want: Vec<String> = (0..75).map(|i| format!("bulk {i}")).collect();
+    assert_eq!(objects, want);
     // Paging returns the same entries as one read.
     let whole = s.audit_entries(0, i64::MAX).await.unwrap();
     let mut paged = Vec::new();
