@@ -1,17 +1,18 @@
 //! In-memory state that spares the store a read on the hot path of an issuance (newOrder →
-//! finalize → download with a known account): accounts by id, the ready orders this process
-//! just created, and the certificates it just issued. Every map is bounded; what it holds is
+//! finalize → download with a known account): accounts by id, reusable authorizations, the
+//! template, the ready orders this process just created, and the certificates it just issued. Every map is bounded; what it holds is
 //! either immutable once stored (a certificate, who owns it) or re-read after a short TTL and
 //! dropped at once when this process changes it.
 
 use fleetpki_acme::Jwk;
-use fleetpki_model::acme::{AcmeAccount, AcmeOrder};
+use fleetpki_model::acme::{AcmeAccount, AcmeAuthz, AcmeOrder};
+use fleetpki_model::template::Template;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// How long a cached account is trusted before it is read again. Changes made through this
+/// How long a cached account (authorization, template) is trusted before it is read again. Changes made through this
 /// process drop the entry at once; this bounds how long a change made by another process
 /// (another server on the same database, a restore) goes unseen: a deactivated account, or
 /// one whose key was rolled over elsewhere, keeps working here for at most this long.
@@ -36,22 +37,23 @@ pub(crate) struct Ticket {
     at: Instant,
 }
 
-struct AccountMap {
-    entries: HashMap<String, (Arc<CachedAccount>, Instant)>,
+struct TtlMap<K, V> {
+    entries: HashMap<K, (Arc<V>, Instant)>,
     generation: u64,
 }
 
-/// Accounts by id, each trusted for `ttl` after the store read that produced it.
-pub(crate) struct Accounts {
-    inner: Mutex<AccountMap>,
+/// Values trusted for `ttl` after the store read that produced them, dropped at once by
+/// [`Ttl::invalidate`]; at most `cap` of them.
+pub(crate) struct Ttl<K, V> {
+    inner: Mutex<TtlMap<K, V>>,
     ttl: Duration,
     cap: usize,
 }
 
-impl Accounts {
+impl<K: Hash + Eq + Clone, V> Ttl<K, V> {
     pub fn new(ttl: Duration, cap: usize) -> Self {
         Self {
-            inner: Mutex::new(AccountMap {
+            inner: Mutex::new(TtlMap {
                 entries: HashMap::new(),
                 generation: 0,
             }),
@@ -60,13 +62,17 @@ impl Accounts {
         }
     }
 
-    /// The account `id` if it was read less than the TTL before `now`; otherwise a ticket for
-    /// [`Accounts::put`] once the caller has read it from the store.
-    pub fn get(&self, id: &str, now: Instant) -> Result<Arc<CachedAccount>, Ticket> {
+    /// The value for `k` if it was read less than the TTL before `now`; otherwise a ticket for
+    /// [`Ttl::put`] once the caller has read it from the store.
+    pub fn get<Q>(&self, k: &Q, now: Instant) -> Result<Arc<V>, Ticket>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let g = lock(&self.inner);
-        match g.entries.get(id) {
-            Some((a, read_at)) if now.saturating_duration_since(*read_at) < self.ttl => {
-                Ok(Arc::clone(a))
+        match g.entries.get(k) {
+            Some((v, read_at)) if now.saturating_duration_since(*read_at) < self.ttl => {
+                Ok(Arc::clone(v))
             }
             _ => Err(Ticket {
                 generation: g.generation,
@@ -76,14 +82,14 @@ impl Accounts {
     }
 
     /// Keeps what the store answered after `ticket` was issued, unless an invalidation came in
-    /// between (the read may predate that change). Returns the entry either way.
-    pub fn put(&self, ticket: Ticket, account: CachedAccount) -> Arc<CachedAccount> {
-        let a = Arc::new(account);
+    /// between (the read may predate that change). Returns the value either way.
+    pub fn put(&self, ticket: Ticket, k: K, v: V) -> Arc<V> {
+        let v = Arc::new(v);
         let mut g = lock(&self.inner);
         if g.generation != ticket.generation {
-            return a;
+            return v;
         }
-        if g.entries.len() >= self.cap && !g.entries.contains_key(&a.account.id) {
+        if g.entries.len() >= self.cap && !g.entries.contains_key(&k) {
             let ttl = self.ttl;
             g.entries
                 .retain(|_, (_, read_at)| ticket.at.saturating_duration_since(*read_at) < ttl);
@@ -92,19 +98,38 @@ impl Accounts {
                 g.entries.clear();
             }
         }
-        g.entries
-            .insert(a.account.id.clone(), (Arc::clone(&a), ticket.at));
-        a
+        g.entries.insert(k, (Arc::clone(&v), ticket.at));
+        v
     }
 
-    /// Forgets account `id`: call after this process changed it (status, contact, key), also
-    /// when the commit's outcome is unknown.
-    pub fn invalidate(&self, id: &str) {
+    /// Forgets `k`: call after this process changed it, also when the commit's outcome is
+    /// unknown (a commit whose answer was lost may still have landed).
+    pub fn invalidate<Q>(&self, k: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut g = lock(&self.inner);
         g.generation = g.generation.wrapping_add(1);
-        g.entries.remove(id);
+        g.entries.remove(k);
     }
 }
+
+/// Accounts by id (the kid's last segment): status and key, changed by this process only
+/// through `account` (status, contact) and `key_change`, which invalidate.
+pub(crate) type Accounts = Ttl<String, CachedAccount>;
+
+/// A valid authorization of (account, name) that a new order may reuse. Only a valid one is
+/// kept; this process changes one only by deactivating it (`authz`), which invalidates.
+/// Bounded by [`ACCOUNT_TTL`] too: an authorization deactivated through another process is
+/// still reused here for at most that long.
+pub(crate) type ValidAuthz = Ttl<(String, String), AcmeAuthz>;
+
+/// Templates by name, for newOrder's check of the identifiers only: finalize submits to the CA,
+/// which reads the template afresh, so a template changed meanwhile (by this process or
+/// another) refuses the certificate there at worst [`ACCOUNT_TTL`] later than it could have
+/// refused the order.
+pub(crate) type Templates = Ttl<String, Template>;
 
 /// A map that forgets its oldest entries beyond `cap`.
 pub(crate) struct Recent<K, V> {
@@ -179,12 +204,16 @@ mod tests {
         c.get(id, now).ok()
     }
 
+    fn put(c: &Accounts, ticket: Ticket, a: CachedAccount) -> Arc<CachedAccount> {
+        c.put(ticket, a.account.id.clone(), a)
+    }
+
     #[test]
     fn account_hit_until_ttl() {
         let c = Accounts::new(Duration::from_secs(5), 10);
         let t0 = Instant::now();
         let ticket = c.get("a", t0).expect_err("empty cache misses");
-        c.put(ticket, account("a", AccountStatus::Valid, 1));
+        put(&c, ticket, account("a", AccountStatus::Valid, 1));
         assert!(cached(&c, "a", t0 + Duration::from_secs(4)).is_some());
         assert!(
             cached(&c, "a", t0 + Duration::from_secs(5)).is_none(),
@@ -198,15 +227,15 @@ mod tests {
         let c = Accounts::new(Duration::from_secs(5), 10);
         let t0 = Instant::now();
         let ticket = c.get("a", t0).expect_err("miss");
-        c.put(ticket, account("a", AccountStatus::Valid, 1));
+        put(&c, ticket, account("a", AccountStatus::Valid, 1));
         let ticket = c.get("b", t0).expect_err("miss");
-        c.put(ticket, account("b", AccountStatus::Valid, 2));
+        put(&c, ticket, account("b", AccountStatus::Valid, 2));
         // This process deactivated a (or replaced its key): the next request reads the store.
         c.invalidate("a");
         let ticket = c
             .get("a", t0)
             .expect_err("dropped at once, not after the TTL");
-        c.put(ticket, account("a", AccountStatus::Deactivated, 3));
+        put(&c, ticket, account("a", AccountStatus::Deactivated, 3));
         let a = cached(&c, "a", t0).expect("re-read is cached");
         assert_eq!(a.account.status, AccountStatus::Deactivated);
         assert_eq!(
@@ -228,7 +257,7 @@ mod tests {
         // …meanwhile a key change commits and invalidates…
         c.invalidate("a");
         // …then the first request stores what it read: it must not be served to others.
-        let old = c.put(ticket, account("a", AccountStatus::Valid, 1));
+        let old = put(&c, ticket, account("a", AccountStatus::Valid, 1));
         assert_eq!(
             old.account.thumbprint, "t1",
             "the caller still gets its read"
@@ -242,7 +271,7 @@ mod tests {
         let t0 = Instant::now();
         for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
             let ticket = c.get(id, t0).expect_err("miss");
-            c.put(ticket, account(id, AccountStatus::Valid, i as u8));
+            put(&c, ticket, account(id, AccountStatus::Valid, i as u8));
         }
         assert!(lock(&c.inner).entries.len() <= 2);
         assert!(cached(&c, "c", t0).is_some(), "the newest is kept");

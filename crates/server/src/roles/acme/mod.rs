@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cache::{Accounts, CachedAccount, Issued, ReadyOrders};
+use cache::{Accounts, CachedAccount, Issued, ReadyOrders, Templates, ValidAuthz};
 use fleetpki_acme::jws::Purpose;
 use fleetpki_acme::{Jwk, Jws, KeyRef, Problem, ProblemType};
 use fleetpki_ca::Actor;
@@ -71,6 +71,8 @@ pub(crate) struct Acme {
     cfg: AcmeConfig,
     nonces: Nonces,
     accounts: Accounts,
+    valid_authz: ValidAuthz,
+    templates: Templates,
     ready: ReadyOrders,
     issued: Issued,
 }
@@ -136,6 +138,8 @@ pub(crate) fn router(rc: &RoleConfig) -> Router<Arc<AppState>> {
         cfg,
         nonces: Nonces::new(NONCE_CAP),
         accounts: Accounts::new(cache::ACCOUNT_TTL, ACCOUNT_CACHE_CAP),
+        valid_authz: ValidAuthz::new(cache::ACCOUNT_TTL, ACCOUNT_CACHE_CAP),
+        templates: Templates::new(cache::ACCOUNT_TTL, 4),
         ready: ReadyOrders::new(RECENT_CAP),
         issued: Issued::new(RECENT_CAP),
     });
@@ -330,7 +334,10 @@ async fn authenticate(
                 })?;
             let cached = match acme.accounts.get(id, Instant::now()) {
                 Ok(c) => c,
-                Err(ticket) => acme.accounts.put(ticket, load_account(state, id).await?),
+                Err(ticket) => {
+                    let loaded = load_account(state, id).await?;
+                    acme.accounts.put(ticket, id.to_string(), loaded)
+                }
             };
             jws.verify(&cached.key)?;
             let account = &cached.account;
@@ -798,18 +805,24 @@ async fn new_order(
                 )));
             }
         }
-        let template = state
-            .site
-            .store
-            .template(&acme.cfg.template)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemType::ServerInternal,
-                    format!("roles.acme.template: no template `{}`", acme.cfg.template),
-                )
-            })?;
+        let template = match acme.templates.get(&acme.cfg.template, Instant::now()) {
+            Ok(t) => t,
+            Err(ticket) => {
+                let t = state
+                    .site
+                    .store
+                    .template(&acme.cfg.template)
+                    .await
+                    .map_err(store_problem)?
+                    .ok_or_else(|| {
+                        Problem::new(
+                            ProblemType::ServerInternal,
+                            format!("roles.acme.template: no template `{}`", acme.cfg.template),
+                        )
+                    })?;
+                acme.templates.put(ticket, acme.cfg.template.clone(), t)
+            }
+        };
         let names = check_identifiers(&payload, &template)?;
         let now = fleetpki_model::now();
         let mut ids = Vec::new();
@@ -817,17 +830,12 @@ async fn new_order(
         let mut all_valid = true;
         for name in &names {
             let reuse = if acme.cfg.authz_reuse_secs > 0 {
-                state
-                    .site
-                    .store
-                    .acme_valid_authz(&acct.id, name, false, now)
-                    .await
-                    .map_err(store_problem)?
+                reusable_authz(&state, &acme, &acct.id, name, now).await?
             } else {
                 None
             };
             match reuse {
-                Some(z) => ids.push(z.id),
+                Some(z) => ids.push(z.id.clone()),
                 None => {
                     all_valid = false;
                     let z = new_authz(&acme.cfg, &acct.id, name, now);
@@ -871,6 +879,36 @@ async fn new_order(
     }
     .await
     .unwrap_or_else(problem)
+}
+
+/// A valid authorization of `account` for `name` a new order may reuse (see `ValidAuthz`).
+async fn reusable_authz(
+    state: &AppState,
+    acme: &Acme,
+    account: &str,
+    name: &str,
+    now: UnixTime,
+) -> Result<Option<Arc<AcmeAuthz>>, Problem> {
+    let key = (account.to_string(), name.to_string());
+    let ticket = match acme.valid_authz.get(&key, Instant::now()) {
+        Ok(z) if z.status == AuthzStatus::Valid && z.expires > now => return Ok(Some(z)),
+        Ok(_) => {
+            // Expired meanwhile: read again (there may be a newer one).
+            acme.valid_authz.invalidate(&key);
+            match acme.valid_authz.get(&key, Instant::now()) {
+                Ok(z) => return Ok(Some(z)),
+                Err(t) => t,
+            }
+        }
+        Err(t) => t,
+    };
+    let found = state
+        .site
+        .store
+        .acme_valid_authz(account, name, false, now)
+        .await
+        .map_err(store_problem)?;
+    Ok(found.map(|z| acme.valid_authz.put(ticket, key, z)))
 }
 
 fn new_authz(cfg: &AcmeConfig, account: &str, name: &str, now: UnixTime) -> AcmeAuthz {
@@ -1285,12 +1323,15 @@ async fn authz(
             }
             if matches!(z.status, AuthzStatus::Pending | AuthzStatus::Valid) {
                 z.status = AuthzStatus::Deactivated;
-                state
+                let applied = state
                     .site
                     .committer
                     .apply(vec![Change::AcmePutAuthz { authz: z.clone() }])
-                    .await
-                    .map_err(store_problem)?;
+                    .await;
+                // No new order may reuse it from now on (whatever the outcome, see `account`).
+                acme.valid_authz
+                    .invalidate(&(z.account.clone(), z.identifier.clone()));
+                applied.map_err(store_problem)?;
             }
         }
         Ok(Json(authz_json(&a.base, &z)).into_response())
