@@ -69,9 +69,25 @@ impl<K: Hash + Eq + Clone, V> Ttl<K, V> {
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_if(k, now, |_| true)
+    }
+
+    /// [`Ttl::get`], where a value that no longer passes `usable` counts as missing.
+    pub fn get_if<Q>(
+        &self,
+        k: &Q,
+        now: Instant,
+        usable: impl Fn(&V) -> bool,
+    ) -> Result<Arc<V>, Ticket>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let g = lock(&self.inner);
         match g.entries.get(k) {
-            Some((v, read_at)) if now.saturating_duration_since(*read_at) < self.ttl => {
+            Some((v, read_at))
+                if now.saturating_duration_since(*read_at) < self.ttl && usable(v) =>
+            {
                 Ok(Arc::clone(v))
             }
             _ => Err(Ticket {
@@ -275,6 +291,20 @@ mod tests {
         }
         assert!(lock(&c.inner).entries.len() <= 2);
         assert!(cached(&c, "c", t0).is_some(), "the newest is kept");
+    }
+
+    #[test]
+    fn an_unusable_value_is_a_miss() {
+        let c: Ttl<&str, i64> = Ttl::new(Duration::from_secs(5), 10);
+        let t0 = Instant::now();
+        let ticket = c.get("z", t0).expect_err("miss");
+        c.put(ticket, "z", 100);
+        assert!(c.get_if("z", t0, |&expires| expires > 99).is_ok());
+        let ticket = c
+            .get_if("z", t0, |&expires| expires > 100)
+            .expect_err("expired: read again");
+        c.put(ticket, "z", 200);
+        assert_eq!(c.get("z", t0).ok().as_deref(), Some(&200));
     }
 
     #[test]

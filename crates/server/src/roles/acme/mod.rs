@@ -890,16 +890,10 @@ async fn reusable_authz(
     now: UnixTime,
 ) -> Result<Option<Arc<AcmeAuthz>>, Problem> {
     let key = (account.to_string(), name.to_string());
-    let ticket = match acme.valid_authz.get(&key, Instant::now()) {
-        Ok(z) if z.status == AuthzStatus::Valid && z.expires > now => return Ok(Some(z)),
-        Ok(_) => {
-            // Expired meanwhile: read again (there may be a newer one).
-            acme.valid_authz.invalidate(&key);
-            match acme.valid_authz.get(&key, Instant::now()) {
-                Ok(z) => return Ok(Some(z)),
-                Err(t) => t,
-            }
-        }
+    let usable = |z: &AcmeAuthz| z.status == AuthzStatus::Valid && z.expires > now;
+    let ticket = match acme.valid_authz.get_if(&key, Instant::now(), usable) {
+        Ok(z) => return Ok(Some(z)),
+        // Missing, stale or expired since: read again (there may be a newer one).
         Err(t) => t,
     };
     let found = state
