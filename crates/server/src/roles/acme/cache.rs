@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 /// How long a cached account (authorization, template) is trusted before it is read again. Changes made through this
 /// process drop the entry at once; this bounds how long a change made by another process
 /// (another server on the same database, a restore) goes unseen: a deactivated account, or
-/// one whose key was rolled over elsewhere, keeps working here for at most this long.
+/// one whose key was rolled over elsewhere, keeps working here for at most this long (and
+/// its new key is refused here for as long).
 pub(crate) const ACCOUNT_TTL: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
