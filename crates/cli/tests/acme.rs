@@ -829,6 +829,50 @@ fn eab_binds_a_principal_and_key_change_moves_the_account() {
     server.stop();
 }
 
+/// What this server changes takes effect on the next request, though it keeps accounts and
+/// reusable authorizations in memory: a deactivated authorization is not reused, a deactivated
+/// account signs nothing more.
+#[test]
+fn deactivations_take_effect_at_once() {
+    let site = acme_site();
+    let responder = Responder::start();
+    let (server, _) = start(&site, responder.port, "");
+    let mut c = Client::new(&site, &server);
+    let r = c.new_account(None);
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let leaf = c.issue(&site, &responder, &["d.fleet.test"]);
+    check_issued(&site, &leaf);
+    let order = json!({"identifiers": [{"type": "dns", "value": "d.fleet.test"}]});
+    // Reused: the next order is ready at once, on the same authorization.
+    let r = c.post(&c.url("newOrder"), Some(&order));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let o = r.json();
+    assert_eq!(o["status"], "ready", "{o}");
+    let authz = o["authorizations"][0].as_str().expect("authz").to_string();
+    let r = c.post(&authz, Some(&json!({"status": "deactivated"})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "deactivated");
+    let r = c.post(&c.url("newOrder"), Some(&order));
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let o = r.json();
+    assert_eq!(
+        o["status"], "pending",
+        "a deactivated authorization is not reused: {o}"
+    );
+    assert_ne!(o["authorizations"][0], authz.as_str(), "{o}");
+
+    let kid = c.kid.clone().expect("kid");
+    let r = c.post(&kid, Some(&json!({"status": "deactivated"})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], "deactivated");
+    let detail = c
+        .post(&c.url("newOrder"), Some(&order))
+        .problem("unauthorized");
+    assert!(detail.contains("deactivated"), "{detail}");
+    c.post(&kid, None).problem("unauthorized");
+    server.stop();
+}
+
 fn pem_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64::engine::general_purpose::STANDARD

@@ -153,13 +153,56 @@ pub(crate) async fn create_eab(tx: &mut Tx, k: &EabKey) -> Result<(), StoreError
     Ok(())
 }
 
+/// Stores an order: one statement on the hot paths (newOrder, finalize), since every issuance
+/// goes through both and the committer runs them one after another.
 pub(crate) async fn put_order(
     tx: &mut Tx,
     o: &AcmeOrder,
     only_if: Option<OrderStatus>,
 ) -> Result<(), StoreError> {
-    account_exists(tx, &o.account).await?;
-    if let Some(want) = only_if {
+    let body = to_json("acme order", &o.id, o)?;
+    let Some(want) = only_if else {
+        // Inserted (or replaced) only while its account exists: 0 rows means there is none.
+        let n = tx
+            .exec(
+                "INSERT INTO acme_orders (id, account, status, serial, body) \
+                 SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM acme_accounts WHERE id = $2) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, serial = excluded.serial, \
+                 body = excluded.body",
+                args![
+                    o.id.as_str(),
+                    o.account.as_str(),
+                    o.status.name(),
+                    o.serial.clone(),
+                    body,
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound {
+                what: "acme account",
+                key: o.account.clone(),
+            });
+        }
+        return Ok(());
+    };
+    // Changed only while it still has the status the caller saw (two finalizations of one
+    // order: the second changes nothing); the order's account is fixed when it is inserted.
+    let n = tx
+        .exec(
+            "UPDATE acme_orders SET status = $1, serial = $2, body = $3 \
+             WHERE id = $4 AND account = $5 AND status = $6",
+            args![
+                o.status.name(),
+                o.serial.clone(),
+                body,
+                o.id.as_str(),
+                o.account.as_str(),
+                want.name(),
+            ],
+        )
+        .await?;
+    if n == 0 {
         let now: Option<String> = tx
             .fetch_optional(
                 "SELECT status FROM acme_orders WHERE id = $1",
@@ -168,31 +211,16 @@ pub(crate) async fn put_order(
             .await?
             .map(|r| r.get("status"))
             .transpose()?;
-        if now.as_deref() != Some(want.name()) {
-            return Err(StoreError::Conflict {
-                what: "acme order",
-                key: o.id.clone(),
-                why: format!(
-                    "is {}, not {}",
-                    now.as_deref().unwrap_or("missing"),
-                    want.name()
-                ),
-            });
-        }
+        return Err(StoreError::Conflict {
+            what: "acme order",
+            key: o.id.clone(),
+            why: format!(
+                "is {}, not {}",
+                now.as_deref().unwrap_or("missing"),
+                want.name()
+            ),
+        });
     }
-    tx.exec(
-        "INSERT INTO acme_orders (id, account, status, serial, body) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (id) DO UPDATE SET status = excluded.status, serial = excluded.serial, \
-         body = excluded.body",
-        args![
-            o.id.as_str(),
-            o.account.as_str(),
-            o.status.name(),
-            o.serial.clone(),
-            to_json("acme order", &o.id, o)?,
-        ],
-    )
-    .await?;
     Ok(())
 }
 

@@ -2244,11 +2244,46 @@ async fn acme_state(s: Arc<dyn Store>) {
         },
     )
     .await;
-    assert_eq!(s.acme_order_by_serial("0a").await.unwrap(), Some(order));
+    assert_eq!(
+        s.acme_order_by_serial("0a").await.unwrap(),
+        Some(order.clone())
+    );
     assert_eq!(
         s.acme_orders_of("a2", 10).await.unwrap(),
         vec!["o1".to_string()]
     );
+    // Finalized already: a second finalization is refused, the stored order unchanged.
+    let again = AcmeOrder {
+        serial: Some("0b".into()),
+        ..order.clone()
+    };
+    let e = refused(
+        s,
+        vec![Change::AcmePutOrder {
+            order: again,
+            authorizations: vec![],
+            only_if: Some(OrderStatus::Pending),
+        }],
+    )
+    .await;
+    assert_conflict(e, "acme order", "o1");
+    assert_eq!(s.acme_order("o1").await.unwrap(), Some(order.clone()));
+    // An order of no account is not stored.
+    let e = refused(
+        s,
+        vec![Change::AcmePutOrder {
+            order: AcmeOrder {
+                id: "o2".into(),
+                account: "nobody".into(),
+                ..order
+            },
+            authorizations: vec![],
+            only_if: None,
+        }],
+    )
+    .await;
+    assert_not_found(e, "acme account", "nobody");
+    assert_eq!(s.acme_order("o2").await.unwrap(), None);
     let e = refused(
         s,
         vec![Change::AcmePutAuthz {

@@ -3,6 +3,7 @@
 //! ordinary submission pipeline, certificate download and revocation. Every error is an RFC 7807
 //! problem document with an ACME error type.
 
+mod cache;
 mod dns;
 mod nonce;
 mod validate;
@@ -18,6 +19,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cache::{Accounts, CachedAccount, Issued, ReadyOrders, Templates, ValidAuthz};
 use fleetpki_acme::jws::Purpose;
 use fleetpki_acme::{Jwk, Jws, KeyRef, Problem, ProblemType};
 use fleetpki_ca::Actor;
@@ -34,6 +36,7 @@ use fleetpki_store::{Change, StoreError};
 use nonce::Nonces;
 use serde_json::{Value, json};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// An order waits this long for its authorizations and finalization.
 const ORDER_LIFETIME: i64 = 7 * 24 * 3600;
@@ -43,6 +46,11 @@ const PENDING_AUTHZ_LIFETIME: i64 = ORDER_LIFETIME;
 const MAX_IDENTIFIERS: usize = 100;
 /// Unused nonces kept; older ones are refused (badNonce) and the client retries.
 const NONCE_CAP: usize = 100_000;
+/// Accounts kept in memory (see [`cache::ACCOUNT_TTL`]).
+const ACCOUNT_CACHE_CAP: usize = 10_000;
+/// Ready orders awaiting finalize, and issued certificates awaiting download, kept in memory;
+/// beyond these the oldest are read from the store instead.
+const RECENT_CAP: usize = 10_000;
 
 pub(crate) fn b64(b: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(b)
@@ -62,6 +70,11 @@ fn random_id() -> String {
 pub(crate) struct Acme {
     cfg: AcmeConfig,
     nonces: Nonces,
+    accounts: Accounts,
+    valid_authz: ValidAuthz,
+    templates: Templates,
+    ready: ReadyOrders,
+    issued: Issued,
 }
 
 /// Checks at start what the config names: a template that takes names from the request, and
@@ -124,6 +137,11 @@ pub(crate) fn router(rc: &RoleConfig) -> Router<Arc<AppState>> {
     let acme = Arc::new(Acme {
         cfg,
         nonces: Nonces::new(NONCE_CAP),
+        accounts: Accounts::new(cache::ACCOUNT_TTL, ACCOUNT_CACHE_CAP),
+        valid_authz: ValidAuthz::new(cache::ACCOUNT_TTL, ACCOUNT_CACHE_CAP),
+        templates: Templates::new(cache::ACCOUNT_TTL, 4),
+        ready: ReadyOrders::new(RECENT_CAP),
+        issued: Issued::new(RECENT_CAP),
     });
     Router::new()
         .route("/acme/directory", get(directory))
@@ -236,7 +254,7 @@ async fn new_nonce(method: axum::http::Method) -> Response {
 
 /// Who signed a request.
 enum Signer {
-    Account(AcmeAccount),
+    Account(Arc<CachedAccount>),
     Key(Jwk),
 }
 
@@ -250,7 +268,7 @@ struct Authed {
 impl Authed {
     fn account(&self) -> Result<&AcmeAccount, Problem> {
         match &self.signer {
-            Signer::Account(a) => Ok(a),
+            Signer::Account(a) => Ok(&a.account),
             Signer::Key(_) => Err(Problem::malformed(
                 "protected.jwk: this resource needs the account URL as kid",
             )),
@@ -314,33 +332,45 @@ async fn authenticate(
                         format!("protected.kid: `{kid}` is not an account URL of this server"),
                     )
                 })?;
-            let account = state
-                .site
-                .store
-                .acme_account(id)
-                .await
-                .map_err(store_problem)?
-                .ok_or_else(|| {
-                    Problem::new(
-                        ProblemType::AccountDoesNotExist,
-                        format!("protected.kid: no account `{id}`"),
-                    )
-                })?;
-            let jwk: Value = serde_json::from_str(&account.jwk).map_err(|e| {
-                store_problem(StoreError::Corrupt(format!("acme account jwk: {e}")))
-            })?;
-            let key = Jwk::parse("account key", &jwk)?;
-            jws.verify(&key)?;
+            let cached = match acme.accounts.get(id, Instant::now()) {
+                Ok(c) => c,
+                Err(ticket) => {
+                    let loaded = load_account(state, id).await?;
+                    acme.accounts.put(ticket, id.to_string(), loaded)
+                }
+            };
+            jws.verify(&cached.key)?;
+            let account = &cached.account;
             if account.status != AccountStatus::Valid {
                 return Err(Problem::new(
                     ProblemType::Unauthorized,
                     format!("account: `{}` is {}", account.id, account.status.name()),
                 ));
             }
-            Signer::Account(account)
+            Signer::Account(cached)
         }
     };
     Ok(Authed { jws, signer, base })
+}
+
+/// Account `id` from the store, its key parsed.
+async fn load_account(state: &AppState, id: &str) -> Result<CachedAccount, Problem> {
+    let account = state
+        .site
+        .store
+        .acme_account(id)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemType::AccountDoesNotExist,
+                format!("protected.kid: no account `{id}`"),
+            )
+        })?;
+    let jwk: Value = serde_json::from_str(&account.jwk)
+        .map_err(|e| store_problem(StoreError::Corrupt(format!("acme account jwk: {e}"))))?;
+    let key = Jwk::parse("account key", &jwk)?;
+    Ok(CachedAccount { account, key })
 }
 
 fn actor(account: &str, peer: Option<&Peer>) -> Actor {
@@ -635,12 +665,10 @@ async fn account(
                     ),
                 ),
             };
-            state
-                .site
-                .committer
-                .apply(vec![change])
-                .await
-                .map_err(store_problem)?;
+            let applied = state.site.committer.apply(vec![change]).await;
+            // Dropped whatever the outcome: a commit whose answer was lost may still have landed.
+            acme.accounts.invalidate(&acct.id);
+            applied.map_err(store_problem)?;
         }
         Ok(Json(account_json(&a.base, &updated)).into_response())
     }
@@ -777,18 +805,24 @@ async fn new_order(
                 )));
             }
         }
-        let template = state
-            .site
-            .store
-            .template(&acme.cfg.template)
-            .await
-            .map_err(store_problem)?
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemType::ServerInternal,
-                    format!("roles.acme.template: no template `{}`", acme.cfg.template),
-                )
-            })?;
+        let template = match acme.templates.get(&acme.cfg.template, Instant::now()) {
+            Ok(t) => t,
+            Err(ticket) => {
+                let t = state
+                    .site
+                    .store
+                    .template(&acme.cfg.template)
+                    .await
+                    .map_err(store_problem)?
+                    .ok_or_else(|| {
+                        Problem::new(
+                            ProblemType::ServerInternal,
+                            format!("roles.acme.template: no template `{}`", acme.cfg.template),
+                        )
+                    })?;
+                acme.templates.put(ticket, acme.cfg.template.clone(), t)
+            }
+        };
         let names = check_identifiers(&payload, &template)?;
         let now = fleetpki_model::now();
         let mut ids = Vec::new();
@@ -796,17 +830,12 @@ async fn new_order(
         let mut all_valid = true;
         for name in &names {
             let reuse = if acme.cfg.authz_reuse_secs > 0 {
-                state
-                    .site
-                    .store
-                    .acme_valid_authz(&acct.id, name, false, now)
-                    .await
-                    .map_err(store_problem)?
+                reusable_authz(&state, &acme, &acct.id, name, now).await?
             } else {
                 None
             };
             match reuse {
-                Some(z) => ids.push(z.id),
+                Some(z) => ids.push(z.id.clone()),
                 None => {
                     all_valid = false;
                     let z = new_authz(&acme.cfg, &acct.id, name, now);
@@ -842,10 +871,38 @@ async fn new_order(
             .await
             .map_err(store_problem)?;
         let loc = format!("{}/acme/order/{}", a.base, order.id);
-        Ok(created(loc, order_json(&a.base, &order)))
+        let resp = created(loc, order_json(&a.base, &order));
+        if order.status == OrderStatus::Ready {
+            acme.ready.insert(order.id.clone(), order);
+        }
+        Ok(resp)
     }
     .await
     .unwrap_or_else(problem)
+}
+
+/// A valid authorization of `account` for `name` a new order may reuse (see `ValidAuthz`).
+async fn reusable_authz(
+    state: &AppState,
+    acme: &Acme,
+    account: &str,
+    name: &str,
+    now: UnixTime,
+) -> Result<Option<Arc<AcmeAuthz>>, Problem> {
+    let key = (account.to_string(), name.to_string());
+    let usable = |z: &AcmeAuthz| z.status == AuthzStatus::Valid && z.expires > now;
+    let ticket = match acme.valid_authz.get_if(&key, Instant::now(), usable) {
+        Ok(z) => return Ok(Some(z)),
+        // Missing, stale or expired since: read again (there may be a newer one).
+        Err(t) => t,
+    };
+    let found = state
+        .site
+        .store
+        .acme_valid_authz(account, name, false, now)
+        .await
+        .map_err(store_problem)?;
+    Ok(found.map(|z| acme.valid_authz.put(ticket, key, z)))
 }
 
 fn new_authz(cfg: &AcmeConfig, account: &str, name: &str, now: UnixTime) -> AcmeAuthz {
@@ -1071,7 +1128,16 @@ async fn finalize(
         let acct = a.account()?;
         let principal = principal_of(&acme, acct)?;
         let payload = a.jws.json()?;
-        let mut o = current_order(&state, &acct.id, &id).await?;
+        // An order this process just created ready is as good as read back (see `ReadyOrders`).
+        let mut o = match acme.ready.take(&id) {
+            Some(o) if o.account == acct.id => o,
+            Some(o) => {
+                // Not this account's: put it back for its owner, answer as a read would.
+                acme.ready.insert(id.clone(), o);
+                current_order(&state, &acct.id, &id).await?
+            }
+            None => current_order(&state, &acct.id, &id).await?,
+        };
         if o.status != OrderStatus::Ready {
             return Err(Problem::new(
                 ProblemType::OrderNotReady,
@@ -1142,6 +1208,10 @@ async fn finalize(
             } => {
                 o.status = OrderStatus::Valid;
                 o.request_id = Some(request_id);
+                acme.issued.insert(
+                    certificate.serial.clone(),
+                    (acct.id.clone(), certificate.der),
+                );
                 o.serial = Some(certificate.serial);
             }
             Submitted::Pending { request_id } => {
@@ -1247,12 +1317,15 @@ async fn authz(
             }
             if matches!(z.status, AuthzStatus::Pending | AuthzStatus::Valid) {
                 z.status = AuthzStatus::Deactivated;
-                state
+                let applied = state
                     .site
                     .committer
                     .apply(vec![Change::AcmePutAuthz { authz: z.clone() }])
-                    .await
-                    .map_err(store_problem)?;
+                    .await;
+                // No new order may reuse it from now on (whatever the outcome, see `account`).
+                acme.valid_authz
+                    .invalidate(&(z.account.clone(), z.identifier.clone()));
+                applied.map_err(store_problem)?;
             }
         }
         Ok(Json(authz_json(&a.base, &z)).into_response())
@@ -1354,21 +1427,31 @@ async fn certificate(
     async {
         let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
-        let owned = state
-            .site
-            .store
-            .acme_order_by_serial(&serial)
-            .await
-            .map_err(store_problem)?
-            .is_some_and(|o| o.account == acct.id);
-        let cert = match owned {
-            true => state
-                .site
-                .store
-                .certificate(&serial)
-                .await
-                .map_err(store_problem)?,
-            false => None,
+        let der = match acme.issued.take(&serial) {
+            // Just issued by finalize here and committed; whose it is cannot change.
+            Some((owner, der)) if owner == acct.id => Some(der),
+            other => {
+                if let Some(entry) = other {
+                    acme.issued.insert(serial.clone(), entry);
+                }
+                let owned = state
+                    .site
+                    .store
+                    .acme_order_by_serial(&serial)
+                    .await
+                    .map_err(store_problem)?
+                    .is_some_and(|o| o.account == acct.id);
+                match owned {
+                    true => state
+                        .site
+                        .store
+                        .certificate(&serial)
+                        .await
+                        .map_err(store_problem)?
+                        .map(|c| c.der),
+                    false => None,
+                }
+            }
         }
         .ok_or_else(|| {
             Problem::new(
@@ -1378,7 +1461,7 @@ async fn certificate(
         })?;
         let pem = format!(
             "{}{}",
-            fleetpki_x509::pem::encode("CERTIFICATE", &cert.der),
+            fleetpki_x509::pem::encode("CERTIFICATE", &der),
             state.site.chain_pem()
         );
         Ok((
@@ -1450,14 +1533,14 @@ async fn revoke(
                     .acme_order_by_serial(&serial)
                     .await
                     .map_err(store_problem)?
-                    .is_some_and(|o| o.account == acct.id);
+                    .is_some_and(|o| o.account == acct.account.id);
                 if !owns {
                     return Err(Problem::new(
                         ProblemType::Unauthorized,
                         "payload.certificate: not issued to this account",
                     ));
                 }
-                acct.id.clone()
+                acct.account.id.clone()
             }
             Signer::Key(_) => {
                 // Signed with the certificate's own key: the same signature must verify with it.
@@ -1560,17 +1643,15 @@ async fn key_change(
                 format!("key {} replaced by {thumbprint}", acct.thumbprint),
             ),
         };
-        state
-            .site
-            .committer
-            .apply(vec![change])
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict { .. } => Problem::malformed(
-                    "payload.protected.jwk: the new key already belongs to an account",
-                ),
-                e => store_problem(e),
-            })?;
+        let applied = state.site.committer.apply(vec![change]).await;
+        // The old key must stop working here at once (and whatever the outcome, see `account`).
+        acme.accounts.invalidate(&acct.id);
+        applied.map_err(|e| match e {
+            StoreError::Conflict { .. } => Problem::malformed(
+                "payload.protected.jwk: the new key already belongs to an account",
+            ),
+            e => store_problem(e),
+        })?;
         Ok(Json(account_json(&a.base, &updated)).into_response())
     }
     .await
