@@ -9,8 +9,58 @@ use crate::StoreError;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{
-    ColumnIndex, Database, Decode, Encode, Postgres, SqlSafeStr, Sqlite, Transaction, Type,
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Postgres, SqlSafeStr, SqlStr, Sqlite,
+    Transaction, Type,
 };
+
+/// The statement as SQLite gets it: `$1, $2, …` become anonymous `?` when each placeholder
+/// appears once and in order (as in all of the store's statements), so that sqlx binds by
+/// position. With numbered placeholders it asks SQLite each parameter's name, a linear search
+/// per parameter: quadratic in a multi-row insert's 320 parameters. Anything else is left as
+/// it is (SQLite reads `$N` too).
+fn for_sqlite(sql: SqlStr) -> SqlStr {
+    match anonymous_placeholders(sql.as_str()) {
+        Some(rewritten) => AssertSqlSafe(rewritten).into_sql_str(),
+        None => sql,
+    }
+}
+
+fn anonymous_placeholders(sql: &str) -> Option<String> {
+    let bytes = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut next, mut quoted, mut from, mut i) = (1u32, false, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' => quoted = !quoted,
+            b'$' if !quoted => {
+                let digits = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                if digits == 0 {
+                    return None;
+                }
+                let n: u32 = sql[i + 1..i + 1 + digits].parse().ok()?;
+                if n != next {
+                    return None;
+                }
+                next += 1;
+                out.push_str(&sql[from..i]);
+                out.push('?');
+                i += 1 + digits;
+                from = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if next == 1 {
+        return None;
+    }
+    out.push_str(&sql[from..]);
+    Some(out)
+}
 
 /// One bound value. Nulls are typed because PostgreSQL checks a parameter's type against its
 /// column even when the value is null.
@@ -141,6 +191,14 @@ enum ReadPool<'a> {
 }
 
 impl Db {
+    /// `sql` in this backend's placeholder style (see [`for_sqlite`]).
+    fn dialect(&self, sql: impl SqlSafeStr) -> SqlStr {
+        match self {
+            Db::Sqlite { .. } => for_sqlite(sql.into_sql_str()),
+            Db::Postgres(_) => sql.into_sql_str(),
+        }
+    }
+
     fn read_pool(&self) -> ReadPool<'_> {
         match self {
             Db::Sqlite { reader, .. } => ReadPool::Sqlite(reader),
@@ -153,6 +211,7 @@ impl Db {
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
     ) -> Result<Vec<Row>, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(
             self.read_pool(),
             ReadPool::Sqlite,
@@ -173,6 +232,7 @@ impl Db {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Option<Row>, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(
             self.read_pool(),
             ReadPool::Sqlite,
@@ -191,6 +251,7 @@ impl Db {
         sql: impl SqlSafeStr,
         args: Vec<Arg>,
     ) -> Result<Row, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(
             self.read_pool(),
             ReadPool::Sqlite,
@@ -239,12 +300,21 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
+    /// `sql` in this backend's placeholder style (see [`for_sqlite`]).
+    fn dialect(&self, sql: &'static str) -> SqlStr {
+        match self {
+            Tx::Sqlite(_) => for_sqlite(sql.into_sql_str()),
+            Tx::Postgres(_) => sql.into_sql_str(),
+        }
+    }
+
     /// Runs a statement; returns the number of rows it changed.
     pub(crate) async fn exec(
         &mut self,
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<u64, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(self, Tx::Sqlite, Tx::Postgres, |t| bind(
             sqlx::query(sql),
             args
@@ -259,6 +329,7 @@ impl Tx {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Option<Row>, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(self, Tx::Sqlite, Tx::Postgres, |t| bind(
             sqlx::query(sql),
             args
@@ -273,6 +344,7 @@ impl Tx {
         sql: &'static str,
         args: Vec<Arg>,
     ) -> Result<Row, StoreError> {
+        let sql = self.dialect(sql);
         Ok(on_each!(self, Tx::Sqlite, Tx::Postgres, |t| bind(
             sqlx::query(sql),
             args
@@ -295,5 +367,40 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         on_each!(self, Tx::Sqlite, Tx::Postgres, |t| t.commit().await?);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::anonymous_placeholders as anon;
+
+    #[test]
+    fn numbered_placeholders_in_order_become_anonymous() {
+        assert_eq!(
+            anon("INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)").as_deref(),
+            Some("INSERT INTO t (a, b) VALUES (?, ?), (?, ?)")
+        );
+        assert_eq!(
+            anon("UPDATE t SET s = 'issued', d = $1 WHERE id = $2").as_deref(),
+            Some("UPDATE t SET s = 'issued', d = ? WHERE id = ?")
+        );
+        // Two digits.
+        let many: Vec<String> = (1..=12).map(|n| format!("${n}")).collect();
+        assert_eq!(
+            anon(&format!("VALUES ({})", many.join(","))).as_deref(),
+            Some(format!("VALUES ({})", ["?"; 12].join(",")).as_str())
+        );
+    }
+
+    #[test]
+    fn anything_else_is_left_alone() {
+        assert_eq!(anon("SELECT 1"), None, "no placeholder");
+        assert_eq!(anon("SELECT $2, $1"), None, "out of order");
+        assert_eq!(anon("SELECT $1 WHERE a = $1"), None, "used twice");
+        assert_eq!(anon("SELECT $a"), None, "named");
+        assert_eq!(
+            anon("SELECT '$1' || $1").as_deref(),
+            Some("SELECT '$1' || ?")
+        );
     }
 }
