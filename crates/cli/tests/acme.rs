@@ -237,6 +237,18 @@ impl Resp {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    fn expect(&self, status: u16) -> &Self {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+
     /// A problem document of this ACME type.
     #[track_caller]
     fn problem(&self, kind: &str) -> String {
@@ -424,7 +436,7 @@ impl Client {
             .map(|n| json!({"type": "dns", "value": n}))
             .collect();
         let r = self.post(&self.url("newOrder"), Some(&json!({"identifiers": ids})));
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.expect(201);
         let order_url = r.header("location").expect("location").to_string();
         let order = r.json();
         for z in order["authorizations"].as_array().expect("authzs") {
@@ -475,7 +487,7 @@ impl Client {
             order["finalize"].as_str().expect("finalize"),
             Some(&json!({"csr": b64(&der)})),
         );
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.expect(200);
         let order = r.json();
         assert_eq!(order["status"], "valid", "{order}");
         let r = self.post(order["certificate"].as_str().expect("certificate"), None);
@@ -633,7 +645,7 @@ fn dns01_validates_against_the_configured_server() {
             &c.url("newOrder"),
             Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
         );
-        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.expect(201);
         let z = r.json()["authorizations"][0]
             .as_str()
             .expect("authz")
@@ -756,7 +768,7 @@ fn eab_binds_a_principal_and_key_change_moves_the_account() {
     assert_ne!(before, before_bad, "the EAB key itself is stored");
 
     let r = c.new_account(Some((&kid, &key)));
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     assert_eq!(r.json()["externalAccountBinding"]["kid"], kid.as_str());
     // The same EAB key cannot bind a second account.
     let mut other = Client::new(&site, &server);
@@ -793,13 +805,13 @@ fn eab_binds_a_principal_and_key_change_moves_the_account() {
     );
     c.post(&url, Some(&wrong)).problem("malformed");
     let r = c.post(&url, Some(&inner));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(200);
     // The old key no longer signs for the account; the new one does, and orders reuse the
     // authorizations already validated.
     c.post(&kid_url, None).problem("malformed");
     c.key = new_key;
     let r = c.post(&kid_url, None);
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(200);
     let leaf = c.issue(&site, &responder, &["www.fleet.test"]);
     check_issued(&site, &leaf);
     // newAccount with the new key finds the same account.
@@ -821,7 +833,7 @@ fn eab_binds_a_principal_and_key_change_moves_the_account() {
     r.problem("unauthorized");
     std::mem::swap(&mut again.key, &mut c.key);
     let r = c.post(&c.url("revokeCert"), Some(&payload));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(200);
     c.post(&c.url("revokeCert"), Some(&payload))
         .problem("alreadyRevoked");
     let shown = site.json(&["cert", "show", &serial_of_pem(&leaf)]);
@@ -839,21 +851,21 @@ fn deactivations_take_effect_at_once() {
     let (server, _) = start(&site, responder.port, "");
     let mut c = Client::new(&site, &server);
     let r = c.new_account(None);
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     let leaf = c.issue(&site, &responder, &["d.fleet.test"]);
     check_issued(&site, &leaf);
     let order = json!({"identifiers": [{"type": "dns", "value": "d.fleet.test"}]});
     // Reused: the next order is ready at once, on the same authorization.
     let r = c.post(&c.url("newOrder"), Some(&order));
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     let o = r.json();
     assert_eq!(o["status"], "ready", "{o}");
     let authz = o["authorizations"][0].as_str().expect("authz").to_string();
     let r = c.post(&authz, Some(&json!({"status": "deactivated"})));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(200);
     assert_eq!(r.json()["status"], "deactivated");
     let r = c.post(&c.url("newOrder"), Some(&order));
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     let o = r.json();
     assert_eq!(
         o["status"], "pending",
@@ -863,7 +875,7 @@ fn deactivations_take_effect_at_once() {
 
     let kid = c.kid.clone().expect("kid");
     let r = c.post(&kid, Some(&json!({"status": "deactivated"})));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(200);
     assert_eq!(r.json()["status"], "deactivated");
     let detail = c
         .post(&c.url("newOrder"), Some(&order))
@@ -887,7 +899,7 @@ fn orders_outside_the_suffixes_and_malformed_requests_are_refused() {
     let (server, _) = start(&site, responder.port, "");
     let mut c = Client::new(&site, &server);
     let r = c.new_account(None);
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     let url = c.url("newOrder");
     let before = site.fingerprint();
     for (name, kind) in [
@@ -925,7 +937,7 @@ fn orders_outside_the_suffixes_and_malformed_requests_are_refused() {
     let replayed = good(&order, &nonce);
     // The first use of the nonce orders (stored); keep the fingerprint after it.
     let r = c.raw(&url, replayed.to_string().as_bytes());
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    r.expect(201);
     let before = site.fingerprint();
     c.raw(&url, replayed.to_string().as_bytes())
         .problem("badNonce");
