@@ -345,11 +345,14 @@ async fn record_scep_transaction(
     request_id: i64,
     at: UnixTime,
     replace: bool,
+    request_known: bool,
 ) -> Result<(), StoreError> {
-    if tx
-        .fetch_optional("SELECT 1 FROM requests WHERE id = $1", args![request_id])
-        .await?
-        .is_none()
+    // A request submitted earlier in this transaction exists: no need to look it up.
+    if !request_known
+        && tx
+            .fetch_optional("SELECT 1 FROM requests WHERE id = $1", args![request_id])
+            .await?
+            .is_none()
     {
         return Err(not_found("request", request_id));
     }
@@ -427,7 +430,13 @@ async fn consume_token(
 }
 
 /// Applies one change and appends its audit events.
-async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<Applied, StoreError> {
+/// Applies one change; `submitted` is the request this transaction inserted last, if any.
+async fn apply_one(
+    tx: &mut Tx,
+    chain: &mut Chain,
+    change: Change,
+    submitted: Option<i64>,
+) -> Result<Applied, StoreError> {
     match change {
         Change::PutTemplate { template: t, audit } => {
             let body = json("template", &t)?;
@@ -693,7 +702,9 @@ async fn apply_one(tx: &mut Tx, chain: &mut Chain, change: Change) -> Result<App
         } => {
             let id =
                 request_id.ok_or_else(|| not_found("request", "(none submitted in this batch)"))?;
-            record_scep_transaction(tx, &key_sha256, &transaction_id, id, at, replace).await?;
+            let known = submitted == Some(id);
+            record_scep_transaction(tx, &key_sha256, &transaction_id, id, at, replace, known)
+                .await?;
         }
         Change::ConsumeToken {
             id,
@@ -1162,7 +1173,7 @@ impl<B> Store for SqlStore<B> {
                 },
                 other => other,
             };
-            let applied = apply_one(&mut tx, &mut chain, change).await?;
+            let applied = apply_one(&mut tx, &mut chain, change, last_request).await?;
             if let Applied::Request { id } = applied {
                 last_request = Some(id);
             }
