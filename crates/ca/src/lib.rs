@@ -56,7 +56,8 @@ pub(crate) fn key_use_event(actor: &Actor, ca: &site::CaCert, what: String) -> A
     )
 }
 
-pub(crate) fn audit_event(
+/// An audit event by `actor`, now.
+pub fn audit_event(
     actor: &Actor,
     action: &str,
     object: &str,

@@ -22,13 +22,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cache::{Accounts, CachedAccount, Issued, ReadyOrders, Templates, ValidAuthz};
 use fleetpki_acme::jws::Purpose;
 use fleetpki_acme::{Jwk, Jws, KeyRef, Problem, ProblemType};
-use fleetpki_ca::Actor;
 use fleetpki_ca::issuance::Submitted;
+use fleetpki_ca::{Actor, audit_event};
 use fleetpki_model::acme::{
     AccountStatus, AcmeAccount, AcmeAuthz, AcmeChallenge, AcmeError, AcmeOrder, AuthzStatus,
     ChallengeStatus, OrderStatus,
 };
-use fleetpki_model::audit::{AuditEvent, Outcome};
+use fleetpki_model::audit::Outcome;
 use fleetpki_model::record::RevocationReason;
 use fleetpki_model::template::{SubjectRule, check_dns_name, dns_within};
 use fleetpki_model::{UnixTime, fmt_time};
@@ -384,18 +384,6 @@ fn actor(account: &str, peer: Option<&Peer>) -> Actor {
     )
 }
 
-fn audit(actor: &Actor, action: &str, object: &str, details: String) -> AuditEvent {
-    AuditEvent {
-        at: fleetpki_model::now(),
-        actor: actor.name.clone(),
-        source: actor.source.clone(),
-        action: action.to_string(),
-        object: object.to_string(),
-        outcome: Outcome::Success,
-        details,
-    }
-}
-
 fn created(location: String, body: Value) -> Response {
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -544,7 +532,7 @@ async fn new_account_inner(
     };
     let change = Change::AcmeNewAccount {
         account: account.clone(),
-        audit: audit(&who, "acme.account.create", &id, details),
+        audit: audit_event(&who, "acme.account.create", &id, Outcome::Success, details),
     };
     match state.site.committer.apply(vec![change]).await {
         Ok(_) => {}
@@ -654,10 +642,11 @@ async fn account(
             let who = actor(&acct.id, peer.as_ref().map(|Extension(p)| p));
             let change = Change::AcmeUpdateAccount {
                 account: updated.clone(),
-                audit: audit(
+                audit: audit_event(
                     &who,
                     "acme.account.update",
                     &acct.id,
+                    Outcome::Success,
                     format!(
                         "status {}, contact {:?}",
                         updated.status.name(),
@@ -1636,10 +1625,11 @@ async fn key_change(
         let who = actor(&acct.id, peer.as_ref().map(|Extension(p)| p));
         let change = Change::AcmeUpdateAccount {
             account: updated.clone(),
-            audit: audit(
+            audit: audit_event(
                 &who,
                 "acme.account.key-change",
                 &acct.id,
+                Outcome::Success,
                 format!("key {} replaced by {thumbprint}", acct.thumbprint),
             ),
         };
