@@ -12,6 +12,8 @@ fn ra() -> &'static (PrivateKey, x509_cert::Certificate) {
     static RA: OnceLock<(PrivateKey, x509_cert::Certificate)> = OnceLock::new();
     RA.get_or_init(|| {
         let key = PrivateKey::generate(KeyType::Rsa2048).expect("key");
+        // Not `scep::client::self_signed`: a fixed issuer and serial let corpus entries name
+        // this RA as their recipient, so they reach the key transport.
         let params = fleetpki_x509::cert::CertParams {
             serial: vec![1],
             subject: fleetpki_x509::name::build(&[("CN", "fuzz RA")]).expect("name"),

@@ -309,27 +309,11 @@ fn device(dir: &Path, cn: &str, challenge: Option<&str>) -> Device {
     let key =
         PrivateKey::from_pem(&std::fs::read_to_string(&key_path).expect("key"), None).expect("key");
     assert_eq!(key.key_type(), KeyType::Rsa2048);
-    let params = fleetpki_x509::cert::CertParams {
-        serial: fleetpki_x509::serial::random().expect("serial"),
-        subject: fleetpki_x509::name::build(&[("CN", cn)]).expect("name"),
-        sans: vec![],
-        spki_der: key.public_key_der(),
-        not_before: fleetpki_model::now() - 60,
-        not_after: fleetpki_model::now() + 3600,
-        key_usage: vec![],
-        ekus: vec![],
-        ca: None,
-        urls: Default::default(),
-    };
-    let der = fleetpki_x509::cert::issue(
-        &params,
-        None,
-        &key.signer(fleetpki_model::template::HashAlg::Sha256),
-    )
-    .expect("self-signed");
+    let subject = fleetpki_x509::name::build(&[("CN", cn)]).expect("name");
+    let cert = scep::client::self_signed(&key, &subject).expect("self-signed");
     Device {
         key,
-        cert: fleetpki_x509::cert::parse("self", &der).expect("parse"),
+        cert,
         csr: std::fs::read(&csr_path).expect("csr"),
     }
 }

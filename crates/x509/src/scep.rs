@@ -1285,25 +1285,13 @@ fn signed(
 mod tests {
     use super::client::{read_cert_rep, request};
     use super::*;
-    use crate::cert::{self, CertParams, IssuerUrls};
     use crate::key::KeyType;
 
     fn self_signed(cn: &str) -> (PrivateKey, Certificate) {
         let key = PrivateKey::generate(KeyType::Rsa2048).unwrap();
-        let params = CertParams {
-            serial: crate::serial::random().unwrap(),
-            subject: crate::name::build(&[("CN", cn)]).unwrap(),
-            sans: vec![],
-            spki_der: key.public_key_der(),
-            not_before: 1_700_000_000,
-            not_after: 1_900_000_000,
-            key_usage: vec![],
-            ekus: vec![],
-            ca: None,
-            urls: IssuerUrls::default(),
-        };
-        let der = cert::issue(&params, None, &key.signer(HashAlg::Sha256)).unwrap();
-        (key, Certificate::from_der(&der).unwrap())
+        let subject = crate::name::build(&[("CN", cn)]).unwrap();
+        let cert = super::client::self_signed(&key, &subject).unwrap();
+        (key, cert)
     }
 
     #[test]
