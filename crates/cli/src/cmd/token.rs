@@ -2,57 +2,42 @@
 
 use super::{Ctx, actor};
 use anyhow::{Result, bail};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use fleetpki_model::duration::parse_duration;
 use fleetpki_model::fmt_time;
 
 #[derive(Subcommand)]
 pub enum TokenCmd {
     /// Create a one-time enrollment token for a principal (shown once).
-    Create {
-        #[arg(long)]
-        principal: String,
-        /// Limit the token to one template.
-        #[arg(long)]
-        template: Option<String>,
-        /// How long it stays usable (e.g. 1h, 7d).
-        #[arg(long, default_value = "1d")]
-        expires: String,
-    },
+    Create(OneTimeArgs),
+}
+
+/// What a one-time secret is for: `token create` and `scep challenge`.
+#[derive(Args)]
+pub struct OneTimeArgs {
+    #[arg(long)]
+    principal: String,
+    /// Limit it to one template.
+    #[arg(long)]
+    template: Option<String>,
+    /// How long it stays usable (e.g. 1h, 7d).
+    #[arg(long, default_value = "1d")]
+    expires: String,
 }
 
 pub async fn run(ctx: &Ctx, c: TokenCmd) -> Result<()> {
     match c {
-        TokenCmd::Create {
-            principal,
-            template,
-            expires,
-        } => {
-            create_one_time(
-                ctx,
-                &principal,
-                template.as_deref(),
-                &expires,
-                "one-time enrollment token",
-            )
-            .await
-        }
+        TokenCmd::Create(a) => create_one_time(ctx, &a, "one-time enrollment token").await,
     }
 }
 
 /// Creates a one-time enrollment token (also SCEP's one-time challenge): hashed at rest,
 /// used up in the transaction that stores the request. The secret goes to stdout, once.
-pub(crate) async fn create_one_time(
-    ctx: &Ctx,
-    principal: &str,
-    template: Option<&str>,
-    expires: &str,
-    what: &str,
-) -> Result<()> {
+pub(crate) async fn create_one_time(ctx: &Ctx, a: &OneTimeArgs, what: &str) -> Result<()> {
     let site = ctx.site().await?;
-    let ttl = parse_duration("--expires", expires)?;
+    let ttl = parse_duration("--expires", &a.expires)?;
     let (token, text) = site
-        .token_create(principal, template, ttl, &actor())
+        .token_create(&a.principal, a.template.as_deref(), ttl, &actor())
         .await?;
     eprintln!(
         "{what} for {}{}, usable until {}; it is shown only now:",
