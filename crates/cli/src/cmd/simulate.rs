@@ -74,8 +74,8 @@ pub struct SimulateArgs {
     json: bool,
 }
 
-/// One run's account.
-#[derive(Debug, Serialize)]
+/// One run's account; every count starts at zero.
+#[derive(Debug, Default, Serialize)]
 struct RunReport {
     name: &'static str,
     jitter_secs: i64,
@@ -581,28 +581,9 @@ async fn drive(
         interval_secs: interval,
         agents: n,
         first_validity_secs: validity,
-        first_due: 0,
-        last_due: 0,
-        due_spread_secs: 0,
-        setup_requests: 0,
-        setup_enrolled: 0,
         start: t0,
         end: t0,
-        cycles: 0,
-        requests: 0,
-        renewals: 0,
-        errors: 0,
-        renewed_agents: 0,
-        failures: Vec::new(),
-        buckets: BTreeMap::new(),
-        renewal_buckets: BTreeMap::new(),
-        window_requests: 0,
-        window_mean: 0.0,
-        window_peak: 0,
-        window_peak_bucket: 0,
-        peak_to_mean: 0.0,
-        overall_peak: 0,
-        real_secs: 0.0,
+        ..Default::default()
     };
     let seed = a.seed;
     let sched = |i: usize| Sched {
@@ -816,32 +797,10 @@ mod tests {
     fn run_with(buckets: &[(i64, u64)]) -> RunReport {
         RunReport {
             name: "t",
-            jitter_secs: 0,
             interval_secs: 3600,
             agents: 1,
-            first_validity_secs: 0,
-            first_due: 0,
-            last_due: 0,
-            due_spread_secs: 0,
-            setup_requests: 0,
-            setup_enrolled: 0,
-            start: 0,
-            end: 0,
-            cycles: 0,
-            requests: 0,
-            renewals: 0,
-            errors: 0,
-            renewed_agents: 0,
-            failures: vec![],
             buckets: buckets.iter().copied().collect(),
-            renewal_buckets: BTreeMap::new(),
-            window_requests: 0,
-            window_mean: 0.0,
-            window_peak: 0,
-            window_peak_bucket: 0,
-            peak_to_mean: 0.0,
-            overall_peak: 0,
-            real_secs: 0.0,
+            ..Default::default()
         }
     }
 
