@@ -350,13 +350,7 @@ async fn issue(w: &mut Worker, dir: &Value, i: usize) -> Result<(), String> {
 }
 
 pub fn run(a: AcmeArgs) -> Result<(), Error> {
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let (rt, threads) = crate::runtime(a.threads)?;
     let host = a
         .directory
         .split_once("://")

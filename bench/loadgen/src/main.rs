@@ -185,35 +185,15 @@ fn csr(a: CsrArgs) -> Result<(), Error> {
         return Err("--body must contain {csr}".into());
     }
     let started = Instant::now();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = a.count.div_ceil(threads);
-    let chunks: Vec<Result<Vec<String>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let n = per.min(a.count.saturating_sub(t * per));
-                let (cn, dns, body) = (&a.cn, &a.dns, &a.body);
-                s.spawn(move || {
-                    (0..n)
-                        .map(|_| {
-                            one_csr(cn, dns)
-                                .map(|pem| body.replace("{csr}", &json_escape(&pem)))
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
-            .collect()
-    });
+    let lines = parallel(a.count, |_| {
+        one_csr(&a.cn, &a.dns)
+            .map(|pem| a.body.replace("{csr}", &json_escape(&pem)))
+            .map_err(|e| e.to_string())
+    })?;
     let mut text = String::new();
-    for chunk in chunks {
-        for line in chunk? {
-            text.push_str(&line);
-            text.push('\n');
-        }
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
     }
     std::fs::write(&a.out, text)?;
     eprintln!(
@@ -223,6 +203,43 @@ fn csr(a: CsrArgs) -> Result<(), Error> {
         a.out.display()
     );
     Ok(())
+}
+
+/// Runs `f(i)` for i in 0..n on every CPU; the results in order.
+pub(crate) fn parallel<T: Send>(
+    n: usize,
+    f: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, Error> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = n.div_ceil(threads).max(1);
+    let chunks: Vec<Result<Vec<T>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let f = &f;
+                s.spawn(move || (t * per..((t + 1) * per).min(n)).map(f).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(n);
+    for c in chunks {
+        out.extend(c?);
+    }
+    Ok(out)
+}
+
+/// The load's runtime: `threads` workers, every CPU by default.
+pub(crate) fn runtime(threads: Option<usize>) -> Result<(tokio::runtime::Runtime, usize), Error> {
+    let threads =
+        threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()?;
+    Ok((rt, threads))
 }
 
 // ---------------------------------------------------------------- the run
@@ -558,13 +575,7 @@ fn run(a: RunArgs) -> Result<(), Error> {
         (None, None) => Some(10.0),
         (None, Some(_)) => None,
     };
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let (rt, threads) = runtime(a.threads)?;
     println!(
         "== {}: {} {} mode={:?} c={} threads={} {} warmup={}s",
         a.label,

@@ -3,6 +3,7 @@
 //! CertRep back (after the run: RA signature, nonce echo, SUCCESS, a certificate for our key).
 
 use super::{Error, Mode, Shared, execute, parse_url, report, tls_client};
+use crate::parallel;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use fleetpki_model::template::HashAlg;
@@ -95,32 +96,6 @@ fn read_ra(path: &PathBuf) -> Result<Certificate, Error> {
         bytes
     };
     Ok(fleetpki_x509::cert::parse("ra", &der)?)
-}
-
-/// Runs `f(i)` for i in 0..n on every CPU; the results in order.
-fn parallel<T: Send>(
-    n: usize,
-    f: impl Fn(usize) -> Result<T, String> + Sync,
-) -> Result<Vec<T>, Error> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let per = n.div_ceil(threads).max(1);
-    let chunks: Vec<Result<Vec<T>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let f = &f;
-                s.spawn(move || (t * per..((t + 1) * per).min(n)).map(f).collect())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("a thread panicked".into())))
-            .collect()
-    });
-    let mut out = Vec::with_capacity(n);
-    for c in chunks {
-        out.extend(c?);
-    }
-    Ok(out)
 }
 
 /// The client's keys and the self-signed certificates that sign their pkiMessages.
@@ -251,13 +226,7 @@ pub fn run(a: ScepArgs) -> Result<(), Error> {
     let warm = usize::try_from(a.warmup_requests)?;
     let (bodies, sent): (Vec<Bytes>, Vec<Sent>) = messages.into_iter().unzip();
 
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()?;
+    let (rt, threads) = crate::runtime(a.threads)?;
     println!(
         "== {}: SCEP PKCSReq POST {} c={} threads={threads} requests={} warmup_requests={warm}",
         a.label, a.url, a.concurrency, a.requests
