@@ -12,7 +12,7 @@ use crate::AppState;
 use crate::config::{AcmeConfig, ConfigError, RoleConfig};
 use crate::tls::Peer;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -354,6 +354,36 @@ async fn authenticate(
 }
 
 /// Account `id` from the store, its key parsed.
+/// A POST that [`authenticate`] verified, extracted before the handler runs. `JWK`: whether an
+/// embedded key may sign it (newAccount, revokeCert); elsewhere only an account's kid. A
+/// refusal is answered with its problem document.
+struct Signed<const JWK: bool>(Authed);
+
+impl<const JWK: bool> FromRequest<Arc<AppState>> for Signed<JWK> {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &Arc<AppState>) -> Result<Self, Response> {
+        let acme = req
+            .extensions()
+            .get::<Arc<Acme>>()
+            .cloned()
+            .ok_or_else(|| {
+                problem(Problem::new(
+                    ProblemType::ServerInternal,
+                    "the acme role's state is missing",
+                ))
+            })?;
+        let (headers, uri) = (req.headers().clone(), req.uri().clone());
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        authenticate(state, &acme, &headers, &uri, &body, JWK)
+            .await
+            .map(Signed)
+            .map_err(problem)
+    }
+}
+
 async fn load_account(state: &AppState, id: &str) -> Result<CachedAccount, Problem> {
     let account = state
         .site
@@ -455,12 +485,10 @@ async fn new_account(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
     peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: Bytes,
+    Signed(a): Signed<true>,
 ) -> Response {
     let peer = peer.map(|Extension(p)| p);
-    new_account_inner(&state, &acme, peer.as_ref(), &headers, &uri, &body)
+    new_account_inner(&state, &acme, peer.as_ref(), a)
         .await
         .unwrap_or_else(problem)
 }
@@ -469,11 +497,8 @@ async fn new_account_inner(
     state: &AppState,
     acme: &Acme,
     peer: Option<&Peer>,
-    headers: &HeaderMap,
-    uri: &axum::http::Uri,
-    body: &[u8],
+    a: Authed,
 ) -> Result<Response, Problem> {
-    let a = authenticate(state, acme, headers, uri, body, true).await?;
     let Signer::Key(jwk) = &a.signer else {
         return Err(Problem::malformed(
             "protected.kid: newAccount is signed with the new account's key as jwk",
@@ -607,13 +632,10 @@ async fn account(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
     peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(id): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         if acct.id != id {
             return Err(Problem::new(
@@ -667,14 +689,10 @@ async fn account(
 
 async fn account_orders(
     State(state): State<Arc<AppState>>,
-    Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(id): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         if a.account()?.id != id {
             return Err(Problem::new(
                 ProblemType::Unauthorized,
@@ -778,12 +796,9 @@ fn check_identifiers(
 async fn new_order(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         principal_of(&acme, acct)?;
         let payload = a.jws.json()?;
@@ -1050,14 +1065,10 @@ async fn current_order(state: &AppState, account: &str, id: &str) -> Result<Acme
 
 async fn order(
     State(state): State<Arc<AppState>>,
-    Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(id): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let o = current_order(&state, &a.account()?.id, &id).await?;
         Ok(Json(order_json(&a.base, &o)).into_response())
     }
@@ -1107,13 +1118,10 @@ async fn finalize(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
     peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(id): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         let principal = principal_of(&acme, acct)?;
         let payload = a.jws.json()?;
@@ -1288,13 +1296,10 @@ async fn load_authz(state: &AppState, account: &str, id: &str) -> Result<AcmeAut
 async fn authz(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(id): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         let mut z = load_authz(&state, &acct.id, &id).await?;
         if !a.jws.is_post_as_get() {
@@ -1328,13 +1333,10 @@ async fn authz(
 async fn challenge(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path((id, kind)): Path<(String, String)>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         let mut z = load_authz(&state, &acct.id, &id).await?;
         let idx = z
@@ -1408,13 +1410,10 @@ impl Link {
 async fn certificate(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
     Path(serial): Path<String>,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         let der = match acme.issued.take(&serial) {
             // Just issued by finalize here and committed; whose it is cannot change.
@@ -1465,14 +1464,10 @@ async fn certificate(
 
 async fn revoke(
     State(state): State<Arc<AppState>>,
-    Extension(acme): Extension<Arc<Acme>>,
     peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: Bytes,
+    Signed(a): Signed<true>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, true).await?;
         let payload = a.jws.json()?;
         let der = payload
             .get("certificate")
@@ -1562,12 +1557,9 @@ async fn key_change(
     State(state): State<Arc<AppState>>,
     Extension(acme): Extension<Arc<Acme>>,
     peer: Option<Extension<Peer>>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
-    body: Bytes,
+    Signed(a): Signed<false>,
 ) -> Response {
     async {
-        let a = authenticate(&state, &acme, &headers, &uri, &body, false).await?;
         let acct = a.account()?;
         let inner = Jws::parse(&a.jws.payload, Purpose::KeyChange).map_err(|mut p| {
             p.detail = format!("payload: {}", p.detail);
