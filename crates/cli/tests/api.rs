@@ -46,16 +46,7 @@ const ROUTES: &[(&str, &[&str])] = &[
 /// Workstation and on "Approved Workstation" (which needs a cert-manager's approval), SRV1 in
 /// Servers (no Enroll on either), ADM1 a workstation that is also in `cert-managers`.
 fn site() -> Site {
-    let site = Site::empty();
-    site.ok(&[
-        "init",
-        "--site-code",
-        "PS1",
-        "--two-tier",
-        "--base-url",
-        "http://pki.fleet.test",
-    ]);
-    site.add_pc1();
+    let site = Site::two_tier_pc1();
     for g in ["Servers", "cert-managers"] {
         site.ok(&["directory", "add-group", g]);
     }

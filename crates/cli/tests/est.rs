@@ -21,16 +21,7 @@ const MAX_BODY: usize = 4096;
 /// Workstation (client auth, names from the directory): `EST Device`, `EST Export` (exportable)
 /// and `EST Approved` (needs approval).
 fn site() -> Site {
-    let site = Site::empty();
-    site.ok(&[
-        "init",
-        "--site-code",
-        "PS1",
-        "--two-tier",
-        "--base-url",
-        "http://pki.fleet.test",
-    ]);
-    site.add_pc1();
+    let site = Site::two_tier_pc1();
     for (name, edits) in [
         ("EST Device", &[][..]),
         ("EST Export", &["--exportable", "true"][..]),

@@ -24,9 +24,9 @@ impl Site {
         }
     }
 
-    /// A two-tier ECDSA site with a computer PC1 (group Workstations), a server SRV1 (group
-    /// Servers) and a user alice (group Users).
-    pub fn two_tier() -> Self {
+    /// A two-tier ECDSA site (base URL http://pki.fleet.test: pkilint refuses `localhost` in
+    /// CDP and AIA URIs) with a computer PC1 in group Workstations.
+    pub fn two_tier_pc1() -> Self {
         let s = Self::empty();
         s.ok(&[
             "init",
@@ -37,6 +37,12 @@ impl Site {
             "http://pki.fleet.test",
         ]);
         s.add_pc1();
+        s
+    }
+
+    /// [`Site::two_tier_pc1`] with a server SRV1 (group Servers) and a user alice (group Users).
+    pub fn two_tier() -> Self {
+        let s = Self::two_tier_pc1();
         for g in ["Servers", "Users"] {
             s.ok(&["directory", "add-group", g]);
         }
