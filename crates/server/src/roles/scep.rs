@@ -19,6 +19,7 @@ use fleetpki_ca::issuance::Submitted;
 use fleetpki_ca::scep::{ScepAuth, ScepRa, Transaction};
 use fleetpki_ca::{Actor, CaError, Site};
 use fleetpki_model::record::RequestStatus;
+use fleetpki_store::StoreError;
 use fleetpki_x509::scep::{
     self, ContentCipher, FailInfo, MessageType, PkiMessage, Ra, ScepError, Status,
 };
@@ -228,10 +229,16 @@ impl From<ScepError> for Refusal {
     }
 }
 
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Server(e.to_string())
+    }
+}
+
 impl From<CaError> for Refusal {
     fn from(e: CaError) -> Self {
         match e {
-            CaError::Store(s) => Refusal::Server(s.to_string()),
+            CaError::Store(s) => s.into(),
             CaError::Io { .. } => Refusal::Server(e.to_string()),
             other => Refusal::Fail(FailInfo::BadRequest, other.to_string()),
         }
@@ -310,8 +317,7 @@ async fn handle(
             let known = site
                 .store
                 .scep_transaction(&key_sha256, &msg.header.transaction_id)
-                .await
-                .map_err(|e| Refusal::Server(e.to_string()))?;
+                .await?;
             let mut replace = false;
             if let Some(id) = known {
                 if msg.message_type == MessageType::RenewalReq
@@ -376,8 +382,7 @@ async fn handle(
             let id = site
                 .store
                 .scep_transaction(&key_sha256, &msg.header.transaction_id)
-                .await
-                .map_err(|e| Refusal::Server(e.to_string()))?
+                .await?
                 .ok_or_else(|| {
                     Refusal::Fail(
                         FailInfo::BadCertId,
@@ -395,11 +400,7 @@ async fn handle(
                 .chain()
                 .into_iter()
                 .find(|c| c.cert.tbs_certificate().subject() == &ias.issuer);
-            let record = site
-                .store
-                .certificate(&serial)
-                .await
-                .map_err(|e| Refusal::Server(e.to_string()))?;
+            let record = site.store.certificate(&serial).await?;
             let (Some(issuer), Some(record)) = (ours, record) else {
                 return Err(Refusal::Fail(
                     FailInfo::BadCertId,
@@ -412,8 +413,7 @@ async fn handle(
                 let crl = site
                     .store
                     .latest_crl(issuer.role.name(), false)
-                    .await
-                    .map_err(|e| Refusal::Server(e.to_string()))?
+                    .await?
                     .ok_or_else(|| {
                         Refusal::Fail(FailInfo::BadCertId, "no CRL published yet".into())
                     })?;
@@ -461,30 +461,20 @@ async fn submit(
 
 /// Whether the request `id` issued the certificate `signer_der`.
 async fn renews_result_of(site: &Site, id: i64, signer_der: &[u8]) -> Result<bool, Refusal> {
-    let req = site
-        .store
-        .request(id)
-        .await
-        .map_err(|e| Refusal::Server(e.to_string()))?;
+    let req = site.store.request(id).await?;
     let Some(serial) = req.and_then(|r| r.serial) else {
         return Ok(false);
     };
-    let cert = site
-        .store
-        .certificate(&serial)
-        .await
-        .map_err(|e| Refusal::Server(e.to_string()))?;
+    let cert = site.store.certificate(&serial).await?;
     Ok(cert.is_some_and(|c| c.der == signer_der))
 }
 
 /// Where a recorded transaction's request stands.
 async fn request_outcome(site: &Site, id: i64, cipher: ContentCipher) -> Result<Outcome, Refusal> {
-    let req = site
-        .store
-        .request(id)
-        .await
-        .map_err(|e| Refusal::Server(e.to_string()))?
-        .ok_or_else(|| Refusal::Server(format!("request {id} of a SCEP transaction is missing")))?;
+    let req =
+        site.store.request(id).await?.ok_or_else(|| {
+            Refusal::Server(format!("request {id} of a SCEP transaction is missing"))
+        })?;
     match req.status {
         RequestStatus::Pending => Ok(Outcome {
             status: Status::Pending,
@@ -495,8 +485,7 @@ async fn request_outcome(site: &Site, id: i64, cipher: ContentCipher) -> Result<
             let cert = site
                 .store
                 .certificate(serial)
-                .await
-                .map_err(|e| Refusal::Server(e.to_string()))?
+                .await?
                 .ok_or_else(|| Refusal::Server(format!("certificate {serial} is missing")))?;
             Ok(Outcome {
                 status: Status::Success(
