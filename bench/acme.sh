@@ -47,11 +47,8 @@ done
 load=(-c "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP")
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
-    out="$("$LOADGEN" acme --label acme "$URL_acme/acme/directory" --connect "127.0.0.1:$acme_port" \
-        --cacert "$SITE/ca/root.pem" --http01-port "$http01" "${load[@]}")" ||
-        { printf '%s\n' "$out" >&2; die "loadgen acme failed"; }
-    printf '%s\n' "$out" >&2
-    grep '^RESULT ' <<<"$out" | tail -n1 >>"$RESULTS"
+    run_mode acme acme "$URL_acme/acme/directory" --connect "127.0.0.1:$acme_port" \
+        --cacert "$SITE/ca/root.pem" --http01-port "$http01" "${load[@]}"
     run_load api-enroll "$URL_api/api/v1/enroll" --connect "127.0.0.1:$api_port" --mode keepalive \
         "${load[@]}" --bodies "$TMP/api-$round.jsonl" --expect-status 201 \
         --cacert "$SITE/ca/root.pem" --cert "$TMP/pc1-chain.pem" --key "$TMP/pc1.key"

@@ -158,16 +158,20 @@ RESULTS="$TMP/results.txt"
 : >"$RESULTS"
 ROUNDS="${ROUNDS:-2}"
 
-# run_load LABEL ARGS...: one load generator run (its output to stderr); its RESULT line is
-# kept for `field`. Scripts call it once per round for every target, interleaved, so that the
-# machine's noise falls on every side alike.
-run_load() {
-    local label="$1" out
-    shift
-    out="$("$LOADGEN" run --label "$label" "$@")" || { printf '%s\n' "$out" >&2; die "loadgen ($label) failed"; }
+# run_mode MODE LABEL ARGS...: one `loadgen MODE` run (run, acme, scep; its output to stderr);
+# its RESULT line is kept for `field`. Scripts call it once per round for every target,
+# interleaved, so that the machine's noise falls on every side alike.
+run_mode() {
+    local mode="$1" label="$2" out
+    shift 2
+    out="$("$LOADGEN" "$mode" --label "$label" "$@")" ||
+        { printf '%s\n' "$out" >&2; die "loadgen $mode ($label) failed"; }
     printf '%s\n' "$out" >&2
     grep '^RESULT ' <<<"$out" | tail -n1 >>"$RESULTS"
 }
+
+# run_load LABEL ARGS...: `run_mode run`, the plain HTTP(S) load.
+run_load() { run_mode run "$@"; }
 
 # field LABEL KEY: over every round of LABEL: rps = all ok / all seconds, p50_ms = mean of the
 # rounds, p99_ms and max_ms = the worst round, ok and errors = sums.

@@ -78,24 +78,17 @@ log "scepserver at $ss_url ($(grep -c . <<<"$(curl -s "$ss_url?operation=GetCACa
 # ---------------------------------------------------------------- the runs
 load=(-c "$CONCURRENCY" --requests "$REQUESTS" --warmup-requests "$WARMUP_REQUESTS"
     --keys "$KEYS" --challenge "$CHALLENGE" --cipher aes128)
-run_scep() {
-    local label="$1" out
-    shift
-    out="$("$LOADGEN" scep --label "$label" "$@")" || { printf '%s\n' "$out" >&2; die "loadgen scep ($label) failed"; }
-    printf '%s\n' "$out" >&2
-    grep '^RESULT ' <<<"$out" | tail -n1 >>"$RESULTS"
-}
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
-    run_scep fleetpki "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${load[@]}"
-    run_scep scepserver "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${load[@]}"
+    run_mode scep fleetpki "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${load[@]}"
+    run_mode scep scepserver "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${load[@]}"
 done
 # One client at a time: latency without contention (and without scepserver's depot race).
 seq=(-c 1 --requests "$SEQ_REQUESTS" --warmup-requests 10 --keys 4 --challenge "$CHALLENGE"
     --cipher aes128)
 log "one client at a time ($SEQ_REQUESTS each)"
-run_scep fleetpki-c1 "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${seq[@]}"
-run_scep scepserver-c1 "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${seq[@]}"
+run_mode scep fleetpki-c1 "$fp_url" --ra "$SITE/ca/scep-ra.pem" "${seq[@]}"
+run_mode scep scepserver-c1 "$ss_url" --ra "$TMP/scepserver/depot/ca.pem" "${seq[@]}"
 issued="$(sqlite3 "$SITE/fleetpki.db" 'SELECT COUNT(*) FROM certificates' 2>/dev/null || echo '?')"
 ss_issued="$(grep -c '^V' "$TMP/scepserver/depot/index.txt" 2>/dev/null || echo '?')"
 
