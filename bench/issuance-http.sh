@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Durable issuance over HTTP: fleetpki's POST /api/v1/enroll (HTTPS, PC1's client certificate,
-# 201 = committed) against `cfssl serve` /api/v1/cfssl/sign (plain HTTP on loopback) without
-# and with a SQLite certdb; P-256 CSRs generated before timing, keep-alive, same concurrency,
-# rounds interleaved. Then the store's own group-commit measurement (grouped vs one
-# transaction per row).
+# 201 = committed) against `cfssl serve` /api/v1/cfssl/sign without and with a SQLite certdb,
+# each both in plain HTTP on loopback and in HTTPS requiring the same client certificate (the
+# same transport as fleetpki's); P-256 CSRs generated before timing, keep-alive, same
+# concurrency, rounds interleaved. Then the store's own group-commit measurement (grouped vs
+# one transaction per row).
 #
 #   bench/issuance-http.sh  # env: CONCURRENCY (64), DURATION (8), WARMUP (2), ROUNDS (2)
 #
 # Prints fleetpki/cfssl-nodb and fleetpki/cfssl-db (targets ≥ 1.2× and ≥ 10×), errors (target
-# 0), fleetpki's p99 (target ≤ 25 ms) and grouped/per-row rows/s (target ≥ 5×).
+# 0), fleetpki's p99 (target ≤ 25 ms) and grouped/per-row rows/s (target ≥ 5×), the targets
+# judged against plain-HTTP cfssl; the same ratios against cfssl over mutual TLS follow.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -25,6 +27,7 @@ build
 
 # ---------------------------------------------------------------- fleetpki
 make_site
+make_web_cert
 start_fleetpki api
 # shellcheck disable=SC2154 # set by start_fleetpki
 log "fleetpki api at $URL_api"
@@ -73,6 +76,9 @@ CREATE TABLE ocsp_responses (
 );
 EOF
 printf '{"driver": "sqlite3", "data_source": "%s"}\n' "$TMP/cfssl/certs.db" >db.json
+# The mutual-TLS instance with a certdb gets its own (empty) copy.
+cp certs.db certs-mtls.db
+printf '{"driver": "sqlite3", "data_source": "%s"}\n' "$TMP/cfssl/certs-mtls.db" >db-mtls.json
 
 # cfssl_start VAR [serve flags...]: starts `cfssl serve`, sets VAR to its port.
 cfssl_start() {
@@ -85,23 +91,33 @@ cfssl_start() {
     wait_port "$port" "cfssl serve"
     printf -v "$var" '%s' "$port"
 }
-nodb_port="" db_port=""
+nodb_port="" db_port="" mtls_nodb_port="" mtls_db_port=""
 cfssl_start nodb_port
 cfssl_start db_port -db-config db.json
+# HTTPS with the site's server certificate, requiring a client certificate from the site's CAs
+# (Go's TLS verifies the chain; it checks no CRL, where fleetpki does).
+mtls=(-tls-cert "$TMP/web-chain.pem" -tls-key "$TMP/web.key" -mutual-tls-ca "$TMP/cas.pem")
+cfssl_start mtls_nodb_port "${mtls[@]}"
+cfssl_start mtls_db_port "${mtls[@]}" -db-config db-mtls.json
 cd "$REPO"
 
 # ---------------------------------------------------------------- the runs
 load=(--mode keepalive -c "$CONCURRENCY" --duration "$DURATION" --warmup "$WARMUP")
 cfssl_load=("${load[@]}" --bodies "$TMP/cfssl.jsonl" --cycle-bodies --expect-status 200)
+client=(--cacert "$SITE/ca/root.pem" --cert "$TMP/pc1-chain.pem" --key "$TMP/pc1.key")
 for round in $(seq 1 "$ROUNDS"); do
     log "round $round of $ROUNDS"
     run_load fleetpki "$URL_api/api/v1/enroll" --connect "127.0.0.1:$api_port" "${load[@]}" \
-        --bodies "$TMP/fleetpki-$round.jsonl" --expect-status 201 \
-        --cacert "$SITE/ca/root.pem" --cert "$TMP/pc1-chain.pem" --key "$TMP/pc1.key"
+        --bodies "$TMP/fleetpki-$round.jsonl" --expect-status 201 "${client[@]}"
     run_load cfssl-nodb "http://127.0.0.1:$nodb_port/api/v1/cfssl/sign" "${cfssl_load[@]}"
     run_load cfssl-db "http://127.0.0.1:$db_port/api/v1/cfssl/sign" "${cfssl_load[@]}"
+    run_load cfssl-nodb-mtls "https://benchweb.fleet.test:$mtls_nodb_port/api/v1/cfssl/sign" \
+        --connect "127.0.0.1:$mtls_nodb_port" "${cfssl_load[@]}" "${client[@]}"
+    run_load cfssl-db-mtls "https://benchweb.fleet.test:$mtls_db_port/api/v1/cfssl/sign" \
+        --connect "127.0.0.1:$mtls_db_port" "${cfssl_load[@]}" "${client[@]}"
 done
 stored="$(sqlite3 "$TMP/cfssl/certs.db" 'SELECT COUNT(*) FROM certificates')"
+stored_mtls="$(sqlite3 "$TMP/cfssl/certs-mtls.db" 'SELECT COUNT(*) FROM certificates')"
 issued="$(sqlite3 "$SITE/fleetpki.db" 'SELECT COUNT(*) FROM certificates')"
 
 # ---------------------------------------------------------------- group commit
@@ -121,6 +137,8 @@ gc_grp="$(sed -n 's/.*GroupCommitter with [0-9]* callers: \([0-9.]*\) rows\/s.*/
 fp_rps="$(field fleetpki rps)"
 r_nodb="$(ratio "$fp_rps" "$(field cfssl-nodb rps)")"
 r_db="$(ratio "$fp_rps" "$(field cfssl-db rps)")"
+r_nodb_mtls="$(ratio "$fp_rps" "$(field cfssl-nodb-mtls rps)")"
+r_db_mtls="$(ratio "$fp_rps" "$(field cfssl-db-mtls rps)")"
 r_gc="$(ratio "$gc_grp" "$gc_row")"
 errors="$(field fleetpki errors)"
 p99="$(field fleetpki p99_ms)"
@@ -132,14 +150,19 @@ cat <<EOF
 === bench/issuance-http.sh: durable issuance over HTTP, P-256 CSRs, keep-alive, c=$CONCURRENCY
   fleetpki: POST /api/v1/enroll, HTTPS with PC1's client certificate; 201 = committed (SQLite
   WAL, synchronous=FULL, group commit, hash-chained audit); $issued certificates in its inventory
-  cfssl $(cfssl version | sed -n 's/^Version: //p'): POST /api/v1/cfssl/sign, plain HTTP; certdb (SQLite) rows: $stored
+  cfssl $(cfssl version | sed -n 's/^Version: //p'): POST /api/v1/cfssl/sign, plain HTTP or (-mtls) HTTPS
+  requiring PC1's client certificate; certdb (SQLite) rows: $stored, $stored_mtls (-mtls)
 $(summary_line fleetpki)
 $(summary_line cfssl-nodb)
 $(summary_line cfssl-db)
+$(summary_line cfssl-nodb-mtls)
+$(summary_line cfssl-db-mtls)
   fleetpki / cfssl-nodb   = ${r_nodb}×   (target ≥ 1.2×: $(verdict "$r_nodb" ge 1.2))
   fleetpki / cfssl-db     = ${r_db}×   (target ≥ 10×: $(verdict "$r_db" ge 10))
+  the same transport on both sides (cfssl over mutual TLS), for reference:
+  fleetpki / cfssl-nodb-mtls = ${r_nodb_mtls}×   fleetpki / cfssl-db-mtls = ${r_db_mtls}×
   fleetpki errors         = $errors     (target 0: $(verdict "$errors" le 0))
-  cfssl errors            = $(field cfssl-nodb errors) without certdb, $(field cfssl-db errors) with${cfssl_failures:+; cfssl logged:
+  cfssl errors            = $(field cfssl-nodb errors) without certdb, $(field cfssl-db errors) with, $(field cfssl-nodb-mtls errors) and $(field cfssl-db-mtls errors) over mutual TLS${cfssl_failures:+; cfssl logged:
 $cfssl_failures}
   fleetpki p99            = ${p99} ms   (target ≤ 25 ms: $(verdict "$p99" le 25))
   store group commit, SQLite, 64 callers (crates/store/tests/throughput.rs):

@@ -119,6 +119,26 @@ make_site() {
     cat "$TMP/pc1.pem" "$SITE/ca/issuing.pem" >"$TMP/pc1-chain.pem"
 }
 
+# make_web_cert (after make_site): a server certificate from the same site for the baselines,
+# P-256 like fleetpki's own: $TMP/web.key, $TMP/web.pem, with the issuing CA $TMP/web-chain.pem,
+# and the site's CAs in $TMP/cas.pem. The CA issues only fully qualified names, so a baseline
+# is reached as benchweb.fleet.test (the load generator connects to 127.0.0.1 and verifies it).
+make_web_cert() {
+    {
+        fp directory add-group BenchServers
+        fp directory add-computer BENCHWEB --dns benchweb.fleet.test --group BenchServers
+        fp template duplicate WebServer BenchWeb
+        fp template grant BenchWeb --group BenchServers --enroll
+        fp template publish BenchWeb
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+            -keyout "$TMP/web.key" -subj /CN=benchweb.fleet.test \
+            -addext subjectAltName=DNS:benchweb.fleet.test -out "$TMP/web.csr"
+        fp request submit --template BenchWeb --as BENCHWEB --csr "$TMP/web.csr" --out "$TMP/web.pem"
+    } >>"$TMP/site-setup.log" 2>&1 || { cat "$TMP/site-setup.log" >&2; die "baseline certificate setup failed"; }
+    cat "$TMP/web.pem" "$SITE/ca/issuing.pem" >"$TMP/web-chain.pem"
+    cat "$SITE/ca/root.pem" "$SITE/ca/issuing.pem" >"$TMP/cas.pem"
+}
+
 # start_fleetpki ROLE...: `$FLEETPKI serve` with only these roles (the others disabled; an
 # opt-in role such as acme also needs its table in SERVE_EXTRA); sets
 # URL_<role> for each (dashes as underscores), e.g. URL_api, URL_management_point, and

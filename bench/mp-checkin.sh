@@ -22,25 +22,12 @@ WARMUP="${WARMUP:-2}"
 apt_need openssl:openssl nginx:nginx curl:curl
 build
 make_site
-
-# The baselines' server certificate, from the same site: P-256 like fleetpki's own, sent with
-# the issuing CA. The CA issues only fully qualified names, so the baselines are reached as
-# benchweb.fleet.test (the load generator connects to 127.0.0.1 and verifies that name).
+make_web_cert
+# Fresh CRLs of both CAs: fleetpki loads them at start, the baselines from these files.
 {
-    fp directory add-group BenchServers
-    fp directory add-computer BENCHWEB --dns benchweb.fleet.test --group BenchServers
-    fp template duplicate WebServer BenchWeb
-    fp template grant BenchWeb --group BenchServers --enroll
-    fp template publish BenchWeb
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$TMP/web.key" \
-        -subj /CN=benchweb.fleet.test -addext subjectAltName=DNS:benchweb.fleet.test -out "$TMP/web.csr"
-    fp request submit --template BenchWeb --as BENCHWEB --csr "$TMP/web.csr" --out "$TMP/web.pem"
-    # Fresh CRLs of both CAs: fleetpki loads them at start, the baselines from these files.
     fp crl publish --issuer root --out "$TMP/root.crl.pem"
     fp crl publish --issuer issuing --out "$TMP/issuing.crl.pem"
-} >>"$TMP/site-setup.log" 2>&1 || { cat "$TMP/site-setup.log" >&2; die "baseline certificate setup failed"; }
-cat "$TMP/web.pem" "$SITE/ca/issuing.pem" >"$TMP/web-chain.pem"
-cat "$SITE/ca/root.pem" "$SITE/ca/issuing.pem" >"$TMP/cas.pem"
+} >>"$TMP/site-setup.log" 2>&1 || { cat "$TMP/site-setup.log" >&2; die "CRL publication failed"; }
 cat "$TMP/root.crl.pem" "$TMP/issuing.crl.pem" >"$TMP/crls.pem"
 # s_server's -CRL takes one CRL; its -CAfile loads every certificate and CRL in the file.
 cat "$TMP/cas.pem" "$TMP/crls.pem" >"$TMP/cas-crls.pem"
