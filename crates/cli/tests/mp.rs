@@ -750,6 +750,131 @@ fn pki_mode_admits_only_valid_client_auth_certificates() {
 
 /// Revoking a certificate and publishing a CRL refuses it at the next handshakes, without a
 /// restart: the server picks the new CRL up within its poll interval.
+/// One TLS connection kept open (`openssl s_client`), on which requests are sent one after
+/// another: what an agent with HTTP keep-alive does.
+struct Session {
+    child: std::process::Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Session {
+    fn open(mp: &Mp, id: &Identity) -> Session {
+        let mut c = Command::new(kit::tool("openssl").expect("openssl"));
+        c.args([
+            "s_client",
+            "-tls1_3",
+            "-connect",
+            &format!("127.0.0.1:{}", mp.port),
+            "-servername",
+            mp.host,
+            "-CAfile",
+            s(&mp.site.path("ca/root.pem")),
+            "-no-CApath",
+            "-no-CAstore",
+            "-verify_return_error",
+            "-quiet",
+            "-cert",
+            s(&id.cert),
+            "-key",
+            s(&id.key),
+        ]);
+        if let Some(chain) = &id.chain {
+            c.args(["-cert_chain", s(chain)]);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("s_client");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = out.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .expect("output")
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Session { child, out }
+    }
+
+    /// Sends a keep-alive GET and returns the status line and body of the answer (the `n`-th
+    /// on this connection).
+    fn get(&mut self, host: &str, path: &str, n: usize) -> String {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let stdin = self.child.stdin.as_mut().expect("stdin");
+        stdin.write_all(req.as_bytes()).expect("send");
+        stdin.flush().expect("flush");
+        poll(
+            Duration::from_secs(15),
+            "an answer on the open connection",
+            || {
+                let out = self.out.lock().expect("output").clone();
+                let answers: Vec<&str> = out.split("HTTP/1.1 ").skip(1).collect();
+                // The n-th answer is complete once its body (after the blank line) has arrived.
+                let a = answers.get(n - 1)?;
+                let (head, body) = a.split_once("\r\n\r\n")?;
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().expect("content-length"))
+                    })
+                    .unwrap_or(0);
+                (body.len() >= len)
+                    .then(|| format!("{}\n{body}", head.lines().next().unwrap_or("")))
+            },
+        )
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A revoked client cannot go on using a connection it opened before the CRL was published:
+/// the management point checks such a connection's certificate again at its next request.
+#[test]
+fn pki_mode_refuses_a_revoked_certificate_on_an_open_connection() {
+    if !tools() {
+        return;
+    }
+    let mp = pki_mp("");
+    let site = &mp.site;
+    let pc = site_identity(site, "Workstation", "PC1", "pc");
+    let mut session = Session::open(&mp, &pc);
+    let first = session.get(mp.host, "/mp/policy", 1);
+    assert!(first.starts_with("200"), "{first}");
+
+    let serial = serial_of(site, "Workstation");
+    site.ok(&["cert", "revoke", &serial, "--reason", "keyCompromise"]);
+    site.ok(&["crl", "publish", "--out", s(&site.path("new.crl"))]);
+    // Once new connections are refused, the new CRL is loaded.
+    poll(
+        Duration::from_secs(15),
+        "the revocation takes effect",
+        || match mp.get(Some(&pc), "/mp/policy").code.as_str() {
+            "000" => Some(()),
+            "200" => None,
+            other => panic!("neither accepted nor refused: {other}"),
+        },
+    );
+    let second = session.get(mp.host, "/mp/policy", 2);
+    assert!(second.starts_with("401"), "{second}");
+    assert!(second.contains("client certificate"), "{second}");
+    assert!(second.to_ascii_lowercase().contains("revoked"), "{second}");
+}
+
 #[test]
 fn pki_mode_refuses_a_revoked_certificate_without_restart() {
     if !tools() {

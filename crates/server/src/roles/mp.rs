@@ -88,6 +88,7 @@ fn certificate(peer: &Peer) -> Result<&crate::tls::ClientCert, HttpError> {
 /// Maps the connection's certificate to a client the site knows and has not blocked.
 async fn identify(state: &AppState, peer: &Peer) -> Result<Client, HttpError> {
     let cert = certificate(peer)?;
+    still_trusted(state, cert)?;
     let registration = state.site.store.client_by_identity(&cert.sha256).await?;
     if let Some(r) = &registration {
         match r.status {
@@ -135,6 +136,37 @@ async fn identify(state: &AppState, peer: &Peer) -> Result<Client, HttpError> {
         name: registration.map(|r| r.name).unwrap_or(principal.clone()),
         principal,
     })
+}
+
+/// A connection outlives the CRL its handshake was checked against: once a newer CRL is loaded
+/// (or the certificate's validity ends), its certificate is checked again before the request
+/// is served, so a revoked client cannot keep fetching policy or enrolling over a connection it
+/// opened earlier.
+fn still_trusted(state: &AppState, cert: &crate::tls::ClientCert) -> Result<(), HttpError> {
+    let Some(tls) = state.tls.as_ref() else {
+        return Ok(());
+    };
+    if cert.self_signed {
+        // A registration identity: no CRL lists it; the registration status decides.
+        return Ok(());
+    }
+    tls.trust
+        .recheck(
+            &cert.der,
+            &cert.intermediates,
+            cert.generation,
+            cert.window,
+            rustls::pki_types::UnixTime::now(),
+        )
+        .map_err(|e| {
+            HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "client certificate",
+                format!(
+                    "no longer accepted since this connection was opened ({e}); reconnect with a valid certificate"
+                ),
+            )
+        })
 }
 
 /// The principal the inventory says this exact certificate was issued to.

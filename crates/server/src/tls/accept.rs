@@ -32,6 +32,13 @@ pub struct ClientCert {
     pub sha256: String,
     /// A self-signed identity (enhanced HTTP registration), not a certificate from the PKI.
     pub self_signed: bool,
+    /// The intermediates the client sent with it, DER.
+    pub intermediates: Vec<Vec<u8>>,
+    /// The CRL generation read before the handshake (see `ClientTrust::generation`): the
+    /// handshake was checked against it or a newer one.
+    pub generation: u64,
+    /// The leaf's validity (not before, not after; seconds), if readable.
+    pub window: Option<(i64, i64)>,
 }
 
 /// Who is on the other end of a request; every HTTPS request carries one as an extension.
@@ -42,18 +49,23 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn from_connection(addr: SocketAddr, conn: &rustls::ServerConnection) -> Peer {
-        let cert = conn
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .map(|leaf| {
-                let der = leaf.as_ref().to_vec();
-                Arc::new(ClientCert {
-                    sha256: fleetpki_x509::cert::fingerprint(&der),
-                    self_signed: is_self_signed_identity(&der),
-                    der,
-                })
-            });
+    fn from_connection(addr: SocketAddr, conn: &rustls::ServerConnection, generation: u64) -> Peer {
+        let cert = conn.peer_certificates().and_then(|chain| {
+            let (leaf, intermediates) = chain.split_first()?;
+            let der = leaf.as_ref().to_vec();
+            let window = fleetpki_x509::cert::parse("client certificate", &der)
+                .ok()
+                .and_then(|c| fleetpki_x509::cert::info(&c).ok())
+                .map(|i| (i.not_before, i.not_after));
+            Some(Arc::new(ClientCert {
+                sha256: fleetpki_x509::cert::fingerprint(&der),
+                self_signed: is_self_signed_identity(&der),
+                intermediates: intermediates.iter().map(|c| c.as_ref().to_vec()).collect(),
+                generation,
+                window,
+                der,
+            }))
+        });
         Peer { addr, cert }
     }
 }
@@ -90,6 +102,7 @@ pub(crate) async fn serve(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _ = tcp.set_nodelay(true);
+            let generation = state.tls.as_ref().map_or(0, |t| t.trust.generation());
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => {
@@ -103,7 +116,7 @@ pub(crate) async fn serve(
                     return;
                 }
             };
-            let peer = Peer::from_connection(addr, tls.get_ref().1);
+            let peer = Peer::from_connection(addr, tls.get_ref().1, generation);
             let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                 req.extensions_mut().insert(peer.clone());
                 req.extensions_mut().insert(ConnectInfo(addr));

@@ -15,6 +15,7 @@ use rustls::{
     SignatureScheme,
 };
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 const EKU_CLIENT_AUTH: &str = "1.3.6.1.5.5.7.3.2";
@@ -28,11 +29,16 @@ pub(crate) struct ClientTrust {
     hints: Vec<DistinguishedName>,
     /// Optional-auth and mandatory-auth webpki verifiers, rebuilt together on a new CRL.
     current: ArcSwap<Verifiers>,
+    /// Numbers the generations of `current`, so that a connection can tell whether its
+    /// handshake was checked against the CRLs in force now.
+    generations: AtomicU64,
     /// Accept self-signed identity certificates (enhanced HTTP registration).
     self_signed_identities: bool,
 }
 
 struct Verifiers {
+    /// Which generation these are (see [`ClientTrust::generation`]).
+    number: u64,
     optional: Arc<dyn ClientCertVerifier>,
     mandatory: Arc<dyn ClientCertVerifier>,
     /// Chains these verifiers accepted: built with them, so a new CRL starts it empty.
@@ -134,22 +140,106 @@ impl ClientTrust {
             .map_err(TrustError::Root)?;
         let hints = store.subjects();
         let roots = Arc::new(store);
-        let current = ArcSwap::from_pointee(build(&provider, &roots, crls)?);
+        let current = ArcSwap::from_pointee(build(&provider, &roots, crls, 0)?);
         Ok(ClientTrust {
             provider,
             roots,
             issuing: issuing.map(|d| CertificateDer::from(d.to_vec())),
             hints,
             current,
+            generations: AtomicU64::new(0),
             self_signed_identities,
         })
     }
 
-    /// Replaces the CRLs; handshakes from now on use them, those in flight finish with the old.
+    /// Replaces the CRLs; handshakes from now on use them, those in flight finish with the old,
+    /// and connections opened before are checked again at their next request
+    /// ([`ClientTrust::recheck`]).
     pub fn reload(&self, crls: Vec<Vec<u8>>) -> Result<(), TrustError> {
-        let v = build(&self.provider, &self.roots, crls)?;
+        let number = self.generations.fetch_add(1, Ordering::SeqCst) + 1;
+        let v = build(&self.provider, &self.roots, crls, number)?;
         self.current.store(Arc::new(v));
         Ok(())
+    }
+
+    /// The generation of CRLs in force now. Read before a handshake starts, it is never newer
+    /// than the one the handshake is checked against.
+    pub fn generation(&self) -> u64 {
+        self.current.load().number
+    }
+
+    /// Whether a certificate accepted by an earlier handshake of a connection still passes:
+    /// checked again (path, CRLs, validity, EKU) when a CRL was loaded since `generation` or
+    /// when the time is outside the window the handshake saw. A long-lived connection (HTTP
+    /// keep-alive, HTTP/2) thus stops working once its certificate is revoked and the CRL
+    /// published, like a new one would. Self-signed registration identities are not on any
+    /// CRL; their registration status decides.
+    pub fn recheck(
+        &self,
+        end_entity: &[u8],
+        intermediates: &[Vec<u8>],
+        generation: u64,
+        window: Option<(i64, i64)>,
+        now: UnixTime,
+    ) -> Result<(), Error> {
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let inside = window.is_some_and(|(from, to)| from <= secs && secs <= to);
+        if generation == self.generation() && inside {
+            return Ok(());
+        }
+        let intermediates: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|d| CertificateDer::from(d.as_slice()))
+            .collect();
+        self.verify(true, &CertificateDer::from(end_entity), &intermediates, now)
+            .map(|_| ())
+    }
+
+    /// Path validation with the current generation (see [`ClientVerifier`]).
+    fn verify(
+        &self,
+        mandatory: bool,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let generation = self.current.load();
+        let inner = if mandatory {
+            &generation.mandatory
+        } else {
+            &generation.optional
+        };
+        // A client that sends its certificate alone still chains through the site's issuing CA.
+        let supplied;
+        let intermediates = match (&self.issuing, intermediates.is_empty()) {
+            (Some(issuing), true) => {
+                supplied = [issuing.clone()];
+                &supplied[..]
+            }
+            _ => intermediates,
+        };
+        let digest = chain_digest(end_entity, intermediates);
+        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if generation.verified.contains(&digest, secs) {
+            return Ok(ClientCertVerified::assertion());
+        }
+        match inner.verify_client_cert(end_entity, intermediates, now) {
+            Ok(v) => {
+                require_client_auth_eku(end_entity)?;
+                if let Some(window) = chain_window(end_entity, intermediates) {
+                    generation.verified.remember(digest, window);
+                }
+                Ok(v)
+            }
+            Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if self.self_signed_identities && is_self_signed_identity(end_entity) =>
+            {
+                check_validity(end_entity, now)?;
+                require_client_auth_eku(end_entity)?;
+                Ok(ClientCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The rustls verifier for a listener.
@@ -165,6 +255,7 @@ fn build(
     provider: &Arc<CryptoProvider>,
     roots: &Arc<RootCertStore>,
     crls: Vec<Vec<u8>>,
+    number: u64,
 ) -> Result<Verifiers, TrustError> {
     let make = |mandatory: bool| {
         let mut b = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
@@ -181,6 +272,7 @@ fn build(
         b.build().map_err(|e| TrustError::Verifier(e.to_string()))
     };
     Ok(Verifiers {
+        number,
         optional: make(false)?,
         mandatory: make(true)?,
         verified: VerifiedChains::default(),
@@ -261,43 +353,8 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
-        let generation = self.trust.current.load();
-        let inner = if self.mandatory {
-            &generation.mandatory
-        } else {
-            &generation.optional
-        };
-        // A client that sends its certificate alone still chains through the site's issuing CA.
-        let supplied;
-        let intermediates = match (&self.trust.issuing, intermediates.is_empty()) {
-            (Some(issuing), true) => {
-                supplied = [issuing.clone()];
-                &supplied[..]
-            }
-            _ => intermediates,
-        };
-        let digest = chain_digest(end_entity, intermediates);
-        let secs = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-        if generation.verified.contains(&digest, secs) {
-            return Ok(ClientCertVerified::assertion());
-        }
-        match inner.verify_client_cert(end_entity, intermediates, now) {
-            Ok(v) => {
-                require_client_auth_eku(end_entity)?;
-                if let Some(window) = chain_window(end_entity, intermediates) {
-                    generation.verified.remember(digest, window);
-                }
-                Ok(v)
-            }
-            Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
-                if self.trust.self_signed_identities && is_self_signed_identity(end_entity) =>
-            {
-                check_validity(end_entity, now)?;
-                require_client_auth_eku(end_entity)?;
-                Ok(ClientCertVerified::assertion())
-            }
-            Err(e) => Err(e),
-        }
+        self.trust
+            .verify(self.mandatory, end_entity, intermediates, now)
     }
 
     fn verify_tls12_signature(
