@@ -1053,6 +1053,11 @@ fn config_errors_name_the_key() {
             "roles.acme.principal",
         ),
         ("template = \"ACME Web\"\n", "roles.acme.principal"),
+        // WebServer takes any DNS name: nothing would bound what an account can order.
+        (
+            "template = \"WebServer\"\nprincipal = \"SRV1\"\n",
+            "permitted DNS suffixes",
+        ),
     ] {
         let cfg = site.path("bad.toml");
         std::fs::write(&cfg, format!("{OTHER_ROLES_OFF}[roles.acme]\n{extra}")).expect("cfg");

@@ -77,8 +77,9 @@ pub(crate) struct Acme {
     issued: Issued,
 }
 
-/// Checks at start what the config names: a template that takes names from the request, and
-/// the default principal.
+/// Checks at start what the config names: a template that takes names from the request within
+/// permitted DNS suffixes (what bounds the names anyone with an account can order), and the
+/// default principal.
 pub(crate) async fn check(rc: &RoleConfig, site: &fleetpki_ca::Site) -> Result<(), ConfigError> {
     let Some(cfg) = &rc.acme else {
         return Err(ConfigError {
@@ -99,14 +100,28 @@ pub(crate) async fn check(rc: &RoleConfig, site: &fleetpki_ca::Site) -> Result<(
             key: "roles.acme.template".into(),
             rule: format!("no template named `{}`", cfg.template),
         })?;
-    if !matches!(template.subject, SubjectRule::SupplyInRequest { .. }) {
-        return Err(ConfigError {
-            key: "roles.acme.template".into(),
-            rule: format!(
-                "template `{}` builds names from the directory; ACME needs one whose names are supplied in the request",
-                cfg.template
-            ),
-        });
+    match &template.subject {
+        SubjectRule::FromDirectory { .. } => {
+            return Err(ConfigError {
+                key: "roles.acme.template".into(),
+                rule: format!(
+                    "template `{}` builds names from the directory; ACME needs one whose names are supplied in the request",
+                    cfg.template
+                ),
+            });
+        }
+        SubjectRule::SupplyInRequest {
+            permitted_dns_suffixes,
+        } if permitted_dns_suffixes.is_empty() => {
+            return Err(ConfigError {
+                key: "roles.acme.template".into(),
+                rule: format!(
+                    "template `{}` permits any DNS name; ACME needs permitted DNS suffixes to bound what can be ordered (fleetpki template set \"{}\" --permitted-dns-suffixes example.com)",
+                    cfg.template, cfg.template
+                ),
+            });
+        }
+        SubjectRule::SupplyInRequest { .. } => {}
     }
     if let Some(p) = &cfg.principal
         && site
@@ -731,6 +746,19 @@ fn check_identifiers(
         )));
     }
     let suffixes = match &template.subject {
+        // Checked at start too; a template changed since then to permit any name is refused
+        // here rather than turning the endpoint into one that issues for anything.
+        SubjectRule::SupplyInRequest {
+            permitted_dns_suffixes,
+        } if permitted_dns_suffixes.is_empty() => {
+            return Err(Problem::new(
+                ProblemType::ServerInternal,
+                format!(
+                    "template `{}` permits any DNS name; this ACME endpoint needs permitted DNS suffixes",
+                    template.name
+                ),
+            ));
+        }
         SubjectRule::SupplyInRequest {
             permitted_dns_suffixes,
         } => permitted_dns_suffixes,
@@ -775,7 +803,7 @@ fn check_identifiers(
                 format!("payload.identifiers: `{value}`: {}", e.rule),
             )
         })?;
-        if !suffixes.is_empty() && !suffixes.iter().any(|s| dns_within(&name, s)) {
+        if !suffixes.iter().any(|s| dns_within(&name, s)) {
             return Err(Problem::new(
                 ProblemType::RejectedIdentifier,
                 format!(
@@ -1638,4 +1666,48 @@ async fn key_change(
     }
     .await
     .unwrap_or_else(problem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fleetpki_model::template::Template;
+
+    fn web(suffixes: &[&str]) -> Template {
+        let mut t = Template::bases()
+            .into_iter()
+            .find(|t| t.name == "WebServer")
+            .expect("WebServer base template");
+        t.subject = SubjectRule::SupplyInRequest {
+            permitted_dns_suffixes: suffixes.iter().map(|s| s.to_string()).collect(),
+        };
+        t
+    }
+
+    fn order(name: &str) -> Value {
+        serde_json::json!({ "identifiers": [{ "type": "dns", "value": name }] })
+    }
+
+    #[test]
+    fn names_must_fall_within_the_permitted_suffixes() {
+        let t = web(&["fleet.test"]);
+        assert_eq!(
+            check_identifiers(&order("Web1.Fleet.Test"), &t).expect("within"),
+            vec!["web1.fleet.test".to_string()]
+        );
+        let outside = check_identifiers(&order("web1.example.com"), &t).expect_err("outside");
+        assert_eq!(outside.kind, ProblemType::RejectedIdentifier);
+        assert!(outside.detail.contains("fleet.test"), "{}", outside.detail);
+    }
+
+    #[test]
+    fn a_template_permitting_any_name_orders_nothing() {
+        let refused = check_identifiers(&order("web1.fleet.test"), &web(&[])).expect_err("any");
+        assert_eq!(refused.kind, ProblemType::ServerInternal);
+        assert!(
+            refused.detail.contains("permitted DNS suffixes"),
+            "{}",
+            refused.detail
+        );
+    }
 }
