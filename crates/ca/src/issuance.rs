@@ -505,7 +505,9 @@ impl Site {
         .await
     }
 
-    async fn submit_checked(
+    /// The enrollment pipeline: `then` makes the changes committed with the request,
+    /// `keep_names_of` (a re-enrollment) requires the names of the certificate it replaces.
+    pub(crate) async fn submit_checked(
         &self,
         template: &str,
         principal: &str,

@@ -11,6 +11,7 @@ use crate::{Actor, Site};
 use der::Encode;
 use fleetpki_model::UnixTime;
 use fleetpki_model::oid::KeyUsageBit;
+use fleetpki_model::record::CertificateRecord;
 use fleetpki_model::template::HashAlg;
 use fleetpki_store::{Change, StoreError};
 use fleetpki_x509::cert::{self, CertParams};
@@ -42,8 +43,8 @@ pub enum ScepAuth<'a> {
         static_sha256: Option<&'a str>,
         principal: Option<&'a str>,
     },
-    /// RenewalReq: signed with a certificate this CA issued, still valid and not revoked; the
-    /// new one is for that certificate's principal.
+    /// RenewalReq: signed with a certificate this CA issued from the endpoint's template, still
+    /// valid and not revoked; the new one is for that certificate's principal, with its names.
     Renewal { current_der: &'a [u8] },
 }
 
@@ -210,9 +211,27 @@ impl Site {
                 }
             }
             ScepAuth::Renewal { current_der } => {
-                let principal = self.renewal_principal(current_der).await?;
-                self.submit_with(template, &principal, csr_der, actor, vec![record])
-                    .await
+                // A renewal replaces the certificate it is signed with: same template, same
+                // names (as EST's simplereenroll), for the principal it was issued to.
+                let current = self.renewal_certificate(current_der).await?;
+                if current.template != template {
+                    return Err(refuse(
+                        "signerCertificate",
+                        format!(
+                            "the signing certificate was issued from template `{}`; this endpoint renews `{template}` certificates only",
+                            current.template
+                        ),
+                    ));
+                }
+                self.submit_checked(
+                    template,
+                    &current.principal,
+                    csr_der,
+                    actor,
+                    |_| vec![record],
+                    Some(&current),
+                )
+                .await
             }
         };
         result.map_err(|e| match e {
@@ -222,9 +241,9 @@ impl Site {
         })
     }
 
-    /// The principal of a certificate presented for renewal: issued by this CA's issuer (the
-    /// signature checked), stored in the inventory as received, not revoked, not expired.
-    async fn renewal_principal(&self, current_der: &[u8]) -> Result<String, CaError> {
+    /// The inventory record of a certificate presented for renewal: issued by this CA's issuer
+    /// (the signature checked), stored as received, not revoked, not expired.
+    async fn renewal_certificate(&self, current_der: &[u8]) -> Result<CertificateRecord, CaError> {
         let bad = |why: &str| refuse("signerCertificate", why.to_string());
         cert::verify_der_signed_by(current_der, &self.issuer().cert)
             .map_err(|_| bad("renewal must be signed with a certificate this CA issued"))?;
@@ -245,6 +264,6 @@ impl Site {
         if record.template.starts_with("site:") || record.template == crate::site_system::TEMPLATE {
             return Err(bad("a site role's certificate cannot renew through SCEP"));
         }
-        Ok(record.principal)
+        Ok(record)
     }
 }

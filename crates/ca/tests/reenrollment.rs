@@ -1,6 +1,6 @@
 //! Re-enrollment (EST simplereenroll): the same pipeline as a submission, for the holder of a
 //! certificate, whose new certificate must keep the subject and SANs; a request that would
-//! change them is refused and stores nothing.
+//! change them is refused and stores nothing. A SCEP RenewalReq is one too.
 
 mod common;
 
@@ -103,4 +103,89 @@ async fn reenrollment_keeps_subject_and_sans() {
         assert!(e.to_string().contains("re-enrollment keeps"), "{e}");
     }
     assert_eq!(site.store.fingerprint().await.unwrap(), before);
+}
+
+/// A SCEP RenewalReq renews the certificate it is signed with: one from the endpoint's template,
+/// with the same names; anything else is refused and records no transaction.
+#[tokio::test]
+async fn scep_renewal_keeps_template_and_names() {
+    use fleetpki_ca::scep::{ScepAuth, Transaction};
+    let dir = tempfile::tempdir().unwrap();
+    let site = site(dir.path()).await;
+    site.template_duplicate("Web", "Other Web", &admin())
+        .await
+        .unwrap();
+    site.template_grant("Other Web", "Servers", true, true, false, &admin())
+        .await
+        .unwrap();
+    site.template_publish("Other Web", true, &admin())
+        .await
+        .unwrap();
+    let srv1 = Actor::new("SRV1", "test");
+    let names = ["web.fleet.test"];
+    let web = issued(
+        site.submit("Web", "SRV1", &request("web.fleet.test", &names), &srv1)
+            .await
+            .expect("submit"),
+    );
+    let other = issued(
+        site.submit(
+            "Other Web",
+            "SRV1",
+            &request("web.fleet.test", &names),
+            &srv1,
+        )
+        .await
+        .expect("submit"),
+    );
+    let renew = |current: &CertificateRecord, csr: Vec<u8>, tid: &'static str| {
+        let site = &site;
+        let srv1 = &srv1;
+        let der = current.der.clone();
+        async move {
+            let tx = Transaction {
+                key_sha256: "k",
+                transaction_id: tid,
+                replace: false,
+            };
+            site.scep_submit(
+                "Web",
+                &csr,
+                ScepAuth::Renewal { current_der: &der },
+                &tx,
+                srv1,
+            )
+            .await
+        }
+    };
+
+    let err = renew(&other, request("web.fleet.test", &names), "t1")
+        .await
+        .expect_err("another template's certificate");
+    assert!(err.to_string().contains("Other Web"), "{err}");
+    let err = renew(&web, request("web.fleet.test", &["www.fleet.test"]), "t2")
+        .await
+        .expect_err("other names");
+    assert!(err.to_string().contains("csr.san"), "{err}");
+    for tid in ["t1", "t2"] {
+        assert_eq!(site.store.scep_transaction("k", tid).await.unwrap(), None);
+    }
+
+    let renewed = issued(
+        renew(&web, request("web.fleet.test", &names), "t3")
+            .await
+            .expect("renewal"),
+    );
+    assert_ne!(renewed.serial, web.serial);
+    assert_eq!(
+        (&renewed.subject, &renewed.sans, &renewed.template),
+        (&web.subject, &web.sans, &web.template)
+    );
+    assert!(
+        site.store
+            .scep_transaction("k", "t3")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
