@@ -1,7 +1,8 @@
 //! The acme role on loopback: certbot and lego obtain certificates through real http-01
-//! (then certbot revokes and lego renews), a minimal JWS client of our own covers external
-//! account binding, key change and refusals, and a catalogue of malformed JWSs is answered
-//! with ACME problem types and stores nothing.
+//! (then certbot revokes and lego renews), the instant-acme crate binds an account by external
+//! account binding, orders and changes its key, a minimal JWS client of our own covers the same
+//! and the refusals, and a catalogue of malformed JWSs is answered with ACME problem types and
+//! stores nothing.
 
 mod common;
 
