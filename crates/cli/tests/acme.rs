@@ -1,7 +1,8 @@
 //! The acme role on loopback: certbot and lego obtain certificates through real http-01
-//! (then certbot revokes and lego renews), a minimal JWS client of our own covers external
-//! account binding, key change and refusals, and a catalogue of malformed JWSs is answered
-//! with ACME problem types and stores nothing.
+//! (then certbot revokes and lego renews), the instant-acme crate binds an account by external
+//! account binding, orders and changes its key, a minimal JWS client of our own covers the same
+//! and the refusals, and a catalogue of malformed JWSs is answered with ACME problem types and
+//! stores nothing.
 
 mod common;
 
@@ -464,25 +465,7 @@ impl Client {
         }
         let order = self.post(&order_url, None).json();
         assert_eq!(order["status"], "ready", "{order}");
-        let dir = site.path("csr");
-        std::fs::create_dir_all(&dir).expect("dir");
-        let san = names
-            .iter()
-            .map(|n| format!("DNS:{n}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let csr = openssl_csr(
-            &dir,
-            names[0],
-            "ec:P-256",
-            &format!("/CN={}", names[0]),
-            &["-addext", &format!("subjectAltName={san}")],
-        );
-        let der = Command::new("openssl")
-            .args(["req", "-in", s(&csr), "-outform", "DER"])
-            .output()
-            .expect("openssl")
-            .stdout;
+        let der = csr_der(site, names);
         let r = self.post(
             order["finalize"].as_str().expect("finalize"),
             Some(&json!({"csr": b64(&der)})),
@@ -504,6 +487,30 @@ impl Client {
         );
         first_pem(&chain)
     }
+}
+
+/// A fresh P-256 key and a DER CSR (made by openssl) naming `names` in CN and SAN.
+fn csr_der(site: &Site, names: &[&str]) -> Vec<u8> {
+    let dir = site.path("csr");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let csr = openssl_csr(
+        &dir,
+        names[0],
+        "ec:P-256",
+        &format!("/CN={}", names[0]),
+        &["-addext", &format!("subjectAltName={san}")],
+    );
+    let o = Command::new("openssl")
+        .args(["req", "-in", s(&csr), "-outform", "DER"])
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o.stdout
 }
 
 /// A tiny http-01 responder on loopback: answers `/.well-known/acme-challenge/TOKEN` with the
@@ -838,6 +845,239 @@ fn eab_binds_a_principal_and_key_change_moves_the_account() {
         .problem("alreadyRevoked");
     let shown = site.json(&["cert", "show", &serial_of_pem(&leaf)]);
     assert_eq!(shown["revocation"]["reason"], "superseded", "{shown}");
+    server.stop();
+}
+
+// ---- the same through a maintained third-party client: instant-acme ----------------------
+
+/// The ACME problem type (without its URN prefix) of an instant-acme error; returns the detail.
+#[track_caller]
+fn crate_problem(e: instant_acme::Error, kind: &str) -> String {
+    let instant_acme::Error::Api(p) = e else {
+        panic!("not an ACME problem document: {e}")
+    };
+    let want = format!("urn:ietf:params:acme:error:{kind}");
+    assert_eq!(p.r#type.as_deref(), Some(want.as_str()), "{p}");
+    p.detail.unwrap_or_default()
+}
+
+/// The account as the server stored it, by its URL (`…/acme/acct/ID`).
+fn stored_account(site: &Site, url: &str) -> fleetpki_model::acme::AcmeAccount {
+    let id = url.rsplit_once("/acme/acct/").expect("account URL").1;
+    let db = site.db_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        fleetpki_store::open(&db)
+            .await
+            .expect("open store")
+            .acme_account(id)
+            .await
+            .expect("read account")
+    })
+    .unwrap_or_else(|| panic!("no stored account {id}"))
+}
+
+/// Orders `names` through instant-acme, serves each pending http-01 key authorization the crate
+/// computes, finalizes with an openssl CSR and downloads the chain. No polling: this server
+/// validates and issues within the request, so `ready` and `valid` are expected at once.
+async fn crate_issue(
+    account: &instant_acme::Account,
+    site: &Site,
+    responder: &Responder,
+    names: &[&str],
+) -> Result<String, instant_acme::Error> {
+    use instant_acme::{AuthorizationStatus, ChallengeType, Identifier, NewOrder, OrderStatus};
+    let ids: Vec<Identifier> = names
+        .iter()
+        .map(|n| Identifier::Dns(n.to_string()))
+        .collect();
+    let mut order = account.new_order(&NewOrder::new(&ids)).await?;
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz?;
+        if authz.status == AuthorizationStatus::Valid {
+            continue;
+        }
+        let mut ch = authz
+            .challenge(ChallengeType::Http01)
+            .expect("http-01 offered");
+        responder.put(&ch.token, ch.key_authorization().as_str());
+        ch.set_ready().await?;
+    }
+    let status = order.refresh().await?.status;
+    assert_eq!(status, OrderStatus::Ready);
+    order.finalize_csr(&csr_der(site, names)).await?;
+    assert_eq!(order.state().status, OrderStatus::Valid);
+    Ok(order
+        .certificate()
+        .await?
+        .expect("a valid order has its chain"))
+}
+
+/// Checks a downloaded chain (leaf, issuing CA, root): the CAs are the site's, the leaf verifies
+/// against the root through the downloaded intermediate, passes `check_issued`, names exactly
+/// `names`, and was issued for `principal`. Returns the leaf PEM.
+fn check_chain(site: &Site, chain: &str, names: &[&str], principal: &str) -> String {
+    let end = "-----END CERTIFICATE-----";
+    let certs: Vec<String> = chain
+        .split_inclusive(end)
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .map(|b| format!("{}\n", b.trim_start()))
+        .collect();
+    assert_eq!(certs.len(), 3, "leaf, issuing CA, root: {chain}");
+    assert_eq!(pem_der(&certs[1]), pem_der(&site.issuing_pem()));
+    assert_eq!(pem_der(&certs[2]), pem_der(&site.root_pem()));
+    let leaf = certs[0].clone();
+    let v = kit::openssl_verify(&site.root_pem(), Some(&certs[1]), None, &leaf).expect("verify");
+    assert!(v.success(), "openssl verify: {}", v.combined());
+    check_issued(site, &leaf);
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("leaf.pem");
+    std::fs::write(&p, &leaf).expect("write");
+    let o =
+        kit::openssl(&["x509", "-in", s(&p), "-noout", "-ext", "subjectAltName"]).expect("x509");
+    assert!(o.success(), "{}", o.combined());
+    let mut sans: Vec<&str> = o
+        .stdout
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter_map(|t| t.strip_prefix("DNS:"))
+        .collect();
+    sans.sort_unstable();
+    let mut want = names.to_vec();
+    want.sort_unstable();
+    assert_eq!(sans, want, "{}", o.stdout);
+    let shown = site.json(&["cert", "show", &serial_of_pem(&leaf)]);
+    assert_eq!(shown["principal"], principal, "{shown}");
+    assert_eq!(shown["template"], "ACME Web", "{shown}");
+    leaf
+}
+
+/// instant-acme (a maintained third-party client, over HTTPS trusting only the site's root)
+/// against a server that requires external account binding: a wrong MAC is refused and stores
+/// nothing; the right one binds the account to the EAB key's principal (WEB2, not the role's
+/// SRV1); it orders through http-01 and downloads a chain; it rolls its account key over, after
+/// which the new key orders (with a fresh http-01 under the new thumbprint) and the old key is
+/// refused.
+#[test]
+fn instant_acme_binds_by_eab_issues_and_changes_its_key() {
+    use instant_acme::{Account, ExternalAccountKey, Identifier, Key, NewAccount, NewOrder};
+    use rustls_pki_types::PrivateKeyDer;
+
+    let site = acme_site();
+    let responder = Responder::start();
+    let (server, directory) = start(&site, responder.port, "external_account_required = true\n");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let root = site.path("ca/root.pem");
+    let builder = || Account::builder_with_root(&root).expect("root store");
+    let new_account = NewAccount {
+        contact: &["mailto:ops@fleet.test"],
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    let (kid, hmac) = eab(&site, "WEB2");
+
+    // Without a binding, or with a MAC by another key under the right key id: refused, and
+    // nothing stored (so the EAB key is still unbound for the right MAC below).
+    let before = site.fingerprint();
+    let err = rt
+        .block_on(builder().create(&new_account, directory.clone(), None))
+        .err()
+        .expect("no binding refused");
+    crate_problem(err, "externalAccountRequired");
+    let wrong = ExternalAccountKey::new(kid.clone(), &[7u8; 32]);
+    let err = rt
+        .block_on(builder().create(&new_account, directory.clone(), Some(&wrong)))
+        .err()
+        .expect("a wrong EAB MAC is refused");
+    let detail = crate_problem(err, "unauthorized");
+    assert!(detail.contains("MAC"), "{detail}");
+    assert_eq!(site.fingerprint(), before, "refused bindings store nothing");
+
+    // The right MAC: the stored account is bound to WEB2 by this key id, under the crate's key.
+    let right = ExternalAccountKey::new(kid.clone(), &hmac);
+    let (mut account, old_creds) = rt
+        .block_on(builder().create(&new_account, directory.clone(), Some(&right)))
+        .expect("account with EAB");
+    let stored = stored_account(&site, account.id());
+    assert_eq!(stored.principal.as_deref(), Some("WEB2"));
+    assert_eq!(stored.eab_kid.as_deref(), Some(kid.as_str()));
+    assert_eq!(stored.thumbprint, account.key_thumbprint());
+
+    // Issuance for the bound principal.
+    let names = ["crate1.fleet.test", "web2.fleet.test"];
+    let chain = rt
+        .block_on(crate_issue(&account, &site, &responder, &names))
+        .expect("issuance");
+    check_chain(&site, &chain, &names, "WEB2");
+
+    // Key change (RFC 8555 §7.3.5) by the crate: the server now holds the new key, and the
+    // account keeps its binding.
+    let old_thumbprint = account.key_thumbprint().to_string();
+    let old_pkcs8 = old_creds.private_key().clone_key();
+    let new_creds = rt.block_on(account.update_key()).expect("key change");
+    assert_ne!(account.key_thumbprint(), old_thumbprint);
+    let stored = stored_account(&site, account.id());
+    assert_eq!(stored.thumbprint, account.key_thumbprint());
+    assert_eq!(stored.principal.as_deref(), Some("WEB2"));
+    assert_eq!(stored.eab_kid.as_deref(), Some(kid.as_str()));
+
+    // (a) The new key orders a name not validated before: its http-01 answer carries the new
+    // key's thumbprint, so the server validated against the new key too.
+    let chain = rt
+        .block_on(crate_issue(
+            &account,
+            &site,
+            &responder,
+            &["crate2.fleet.test"],
+        ))
+        .expect("issuance with the new key");
+    check_chain(&site, &chain, &["crate2.fleet.test"], "WEB2");
+
+    // (b) The old key, under the same account URL, no longer signs for the account.
+    let old = rt
+        .block_on(builder().from_credentials(old_creds))
+        .expect("restore the old credentials");
+    assert_eq!(old.id(), account.id());
+    let order = [Identifier::Dns("crate3.fleet.test".into())];
+    let before = site.fingerprint();
+    let err = rt
+        .block_on(old.new_order(&NewOrder::new(&order)))
+        .err()
+        .expect("the old key is refused");
+    let detail = crate_problem(err, "malformed");
+    assert!(detail.contains("signature"), "{detail}");
+    assert_eq!(site.fingerprint(), before, "a refused order stores nothing");
+    // Looking the account up by key (newAccount with onlyReturnExisting): the old key finds
+    // none, the new key finds this account.
+    let old_key = Key::from_pkcs8_der(old_pkcs8.clone_key()).expect("old key");
+    let err = rt
+        .block_on(builder().from_key(
+            (old_key, PrivateKeyDer::Pkcs8(old_pkcs8)),
+            directory.clone(),
+        ))
+        .err()
+        .expect("no account for the old key");
+    crate_problem(err, "accountDoesNotExist");
+    let new_pkcs8 = new_creds.private_key().clone_key();
+    let new_key = Key::from_pkcs8_der(new_pkcs8.clone_key()).expect("new key");
+    let (found, _) = rt
+        .block_on(builder().from_key(
+            (new_key, PrivateKeyDer::Pkcs8(new_pkcs8)),
+            directory.clone(),
+        ))
+        .expect("the new key finds the account");
+    assert_eq!(found.id(), account.id());
+    // The crate's pooled HTTP/2 connections run on `rt`, idle outside `block_on`, so they
+    // would not answer the server's GOAWAY and its stop would wait out the drain deadline:
+    // close them (their tasks end with the runtime) first.
+    drop((account, old, found));
+    drop(rt);
     server.stop();
 }
 
