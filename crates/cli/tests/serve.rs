@@ -706,3 +706,54 @@ fn ocsp_refuses_to_start_without_its_signing_key() {
     );
     assert!(server.stop().success());
 }
+
+/// SIGTERM drains: a request whose body is still arriving when shutdown starts is read to the
+/// end and answered, and then the server exits cleanly.
+#[test]
+fn shutdown_finishes_a_request_in_flight() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let site = Site::empty();
+    site.ok(&["init", "--site-code", "PS1"]);
+    let config = "[roles.crl]\nenabled = false\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n[roles.ocsp]\nenabled = false\n";
+    let mut server = Server::start_with(&site, config, 1, &[], &[], Stdio::piped());
+    let port = server.port("fallback-status-point");
+    let mut stderr = BufReader::new(server.take_stderr().expect("stderr"));
+
+    let body = br#"{"client":"PC1","kind":"drain-test","message":"sent across a shutdown"}"#;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        conn,
+        "POST /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    conn.write_all(&body[..10]).expect("first part");
+    conn.flush().expect("flush");
+
+    server.terminate();
+    // The shutdown has begun once serve says so; only then does the rest of the body go out.
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("stderr") > 0,
+            "serve exited without announcing the shutdown"
+        );
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    conn.write_all(&body[10..]).expect("rest of the body");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    assert!(server.wait().success(), "clean exit after the drain");
+    let _ = rest.join();
+    let listed = site.ok(&["status", "list", "--kind", "drain-test"]);
+    assert!(listed.contains("PC1"), "the message was stored: {listed}");
+}

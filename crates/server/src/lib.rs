@@ -205,14 +205,26 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
                 stop,
             ));
         } else {
-            let mut stop = stop;
+            let (mut stop, mut deadline) = (stop.clone(), stop);
+            let role = roles[0].role.name();
             tasks.spawn(async move {
-                axum::serve(
+                let serve = axum::serve(
                     listener,
                     app.into_make_service_with_connect_info::<SocketAddr>(),
                 )
-                .with_graceful_shutdown(async move { stopped(&mut stop).await })
-                .await
+                .with_graceful_shutdown(async move { stopped(&mut stop).await });
+                // The same drain deadline as the TLS listeners: a client that never finishes
+                // its request must not hold the shutdown forever.
+                tokio::select! {
+                    r = serve => r,
+                    _ = async {
+                        stopped(&mut deadline).await;
+                        tokio::time::sleep(tls::accept::DRAIN_TIMEOUT).await;
+                    } => {
+                        tracing::warn!(role, "connections still open after the drain deadline; closing them");
+                        Ok(())
+                    }
+                }
             });
         }
     }

@@ -83,6 +83,23 @@ impl Server {
             .unwrap_or_else(|| panic!("no port in {url}"))
     }
 
+    /// Sends SIGTERM and returns at once (see [`Server::wait`]).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Its stderr, if it was piped and not taken yet.
+    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
+        self.child.stderr.take()
+    }
+
+    /// Waits for it to exit.
+    pub fn wait(mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait")
+    }
+
     /// SIGTERM, then the exit status.
     pub fn stop(self) -> std::process::ExitStatus {
         self.stop_and_read().0

@@ -20,8 +20,8 @@ use tower::ServiceExt;
 
 /// A client that has not finished its handshake by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// In-flight requests get this long to finish at shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// In-flight requests get this long to finish at shutdown (every listener, TLS or not).
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The client certificate a connection presented, verified by the listener's verifier.
 #[derive(Debug)]
