@@ -51,6 +51,21 @@ fn site() -> (Site, Server) {
     (site, server)
 }
 
+/// One unlabelled sample of the server's `/metrics` (served on every listener; read from the
+/// fallback status point's, plain HTTP).
+fn metric(server: &Server, name: &str) -> f64 {
+    let url = format!("{}/metrics", server.url("fallback-status-point"));
+    let o = std::process::Command::new("curl")
+        .args(["-sS", "--fail", "--noproxy", "*", &url])
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{url}: {o:?}");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
 fn mp_url(server: &Server) -> String {
     server
         .url("management-point")
@@ -652,9 +667,12 @@ fn pending_requests_are_polled_until_approved() {
     let (site, server) = site();
     site.ok(&["template", "set", TEMPLATE, "--require-approval", "true"]);
     let pc1 = Agent::install(&site, &server, "PC1", &[]);
+    assert_eq!(metric(&server, "fleetpki_pending_requests"), 0.0);
     let log = pc1.cycle_until("action=requested");
     assert!(log.contains("waits for approval"), "{log}");
     assert!(pc1.personal().is_empty());
+    assert_eq!(metric(&server, "fleetpki_pending_requests"), 1.0);
+    assert_eq!(metric(&server, "fleetpki_issuance_seconds_count"), 0.0);
     let log = pc1.cycle(None);
     assert!(log.contains("action=pending"), "{log}");
     let status = pc1.ok(&["agent", "status"]);
@@ -667,6 +685,7 @@ fn pending_requests_are_polled_until_approved() {
         .and_then(|r| r["id"].as_i64())
         .unwrap_or_else(|| panic!("no pending request in {requests}"));
     site.ok(&["request", "approve", &id.to_string()]);
+    assert_eq!(metric(&server, "fleetpki_pending_requests"), 0.0);
     let log = pc1.cycle(None);
     assert!(log.contains("action=enroll"), "{log}");
     assert_eq!(pc1.personal().len(), 1);
@@ -732,6 +751,11 @@ fn three_agents_with_minute_lifetimes_renew_at_the_computed_time() {
         assert_eq!(agent.archive().len(), 1);
         assert!(store::check(agent.dir.path()).is_empty());
     }
+    // Six issuances over the management point (three enrollments, three renewals), timed;
+    // and six ten-minute certificates, every one within 42 days of its end.
+    assert_eq!(metric(&server, "fleetpki_issuance_seconds_count"), 6.0);
+    assert!(metric(&server, "fleetpki_issuance_seconds_sum") > 0.0);
+    assert_eq!(metric(&server, "fleetpki_certificates_expiring_42d"), 6.0);
     // Three distinct certificates, one per machine.
     let serials: std::collections::BTreeSet<String> = agents
         .iter()

@@ -100,6 +100,18 @@ impl Metrics {
         self.issuance.observe(d);
     }
 
+    /// [`Metrics::observe_issuance`] for a submission that issued; one left pending for
+    /// approval issued nothing (its approval is timed instead).
+    pub(crate) fn observe_submitted(
+        &self,
+        started: std::time::Instant,
+        s: &fleetpki_ca::issuance::Submitted,
+    ) {
+        if matches!(s, fleetpki_ca::issuance::Submitted::Issued { .. }) {
+            self.observe_issuance(started.elapsed());
+        }
+    }
+
     /// Counts a TLS handshake on `role`'s listener that failed for `reason`: a short snake_case
     /// word, usually [`handshake_reason`] of the accept error.
     pub(crate) fn handshake_failed(&self, role: &'static str, reason: &'static str) {

@@ -317,7 +317,7 @@ async fn enroll(
             "enroll with `Authorization: Bearer ID.SECRET` (a one-time token from `fleetpki token create`) or a client certificate from this site",
         ));
     };
-    state.metrics.observe_issuance(started.elapsed());
+    state.metrics.observe_submitted(started, &result);
     Ok(submitted(&state, result))
 }
 
@@ -348,7 +348,7 @@ async fn renew(
             &c.actor(&peer),
         )
         .await?;
-    state.metrics.observe_issuance(started.elapsed());
+    state.metrics.observe_submitted(started, &result);
     Ok(submitted(&state, result))
 }
 

@@ -187,7 +187,7 @@ async fn handle(
             let csr = request_body(headers, body)?;
             let started = Instant::now();
             let submitted = submit(state, peer, &template, &who, &csr.der).await?;
-            state.metrics.observe_issuance(started.elapsed());
+            state.metrics.observe_submitted(started, &submitted);
             Ok(enrolled(submitted))
         }
         Op::SimpleReenroll => {
@@ -213,15 +213,17 @@ async fn handle(
             let started = Instant::now();
             let submitted =
                 match earlier_request(state, &current.principal, &served.name, &csr.der).await? {
+                    // The answer to a repeated request: nothing issued now.
                     Some(earlier) => earlier,
                     None => {
-                        state
+                        let s = state
                             .site
                             .submit_reenrollment(&current, &csr.der, &actor)
-                            .await?
+                            .await?;
+                        state.metrics.observe_submitted(started, &s);
+                        s
                     }
                 };
-            state.metrics.observe_issuance(started.elapsed());
             Ok(enrolled(submitted))
         }
         Op::ServerKeygen => {
@@ -232,7 +234,7 @@ async fn handle(
             let started = Instant::now();
             let (key, request) = generated_request(&t, &csr)?;
             let submitted = submit(state, peer, &template, &who, &request).await?;
-            state.metrics.observe_issuance(started.elapsed());
+            state.metrics.observe_submitted(started, &submitted);
             match submitted {
                 Submitted::Issued { certificate, .. } => serverkeygen_answer(&key, &certificate),
                 Submitted::Pending { request_id } => Err(HttpError::new(

@@ -58,7 +58,7 @@ pub(crate) async fn router(
                     "the RA certificate was not loaded",
                 )),
             })?;
-            scep::router(rc, state.site.clone(), ra)
+            scep::router(rc, state.clone(), ra)
         }
     };
     let role = rc.role.name();

@@ -437,7 +437,7 @@ async fn enroll(
             &actor,
         )
         .await?;
-    state.metrics.observe_issuance(started.elapsed());
+    state.metrics.observe_submitted(started, &result);
     Ok(super::enrollment::submitted(&state, result))
 }
 

@@ -33,14 +33,17 @@ pub const CAPABILITIES: &str = "AES\nSHA-256\nSHA-512\nPOSTPKIOperation\nRenewal
 
 pub(crate) struct ScepState {
     site: Arc<Site>,
+    /// The server's, for the issuance latency.
+    app: Arc<crate::AppState>,
     endpoints: Vec<ScepEndpoint>,
     ra: Arc<ScepRa>,
     max_body_bytes: usize,
 }
 
-pub(crate) fn router<S>(rc: &RoleConfig, site: Arc<Site>, ra: Arc<ScepRa>) -> Router<S> {
+pub(crate) fn router<S>(rc: &RoleConfig, app: Arc<crate::AppState>, ra: Arc<ScepRa>) -> Router<S> {
     let state = Arc::new(ScepState {
-        site,
+        site: app.site.clone(),
+        app,
         endpoints: rc.scep_endpoints.clone(),
         ra,
         max_body_bytes: rc.max_body_bytes,
@@ -151,12 +154,15 @@ struct Outcome {
     status: Status,
     /// The content cipher the request used (a SUCCESS is encrypted with it).
     cipher: Option<ContentCipher>,
+    /// This request issued the certificate it answers with (for the issuance latency).
+    issued: bool,
 }
 
 fn failure(info: FailInfo) -> Outcome {
     Outcome {
         status: Status::Failure(info),
         cipher: None,
+        issued: false,
     }
 }
 
@@ -166,6 +172,7 @@ async fn pki_operation(
     body: &[u8],
     actor: &Actor,
 ) -> Response {
+    let started = std::time::Instant::now();
     let ra = Ra {
         cert: &state.ra.cert,
         key: &state.ra.key,
@@ -181,7 +188,12 @@ async fn pki_operation(
         }
         Ok(msg) => {
             let outcome = match handle(state, ep, &msg, actor).await {
-                Ok(o) => o,
+                Ok(o) => {
+                    if o.issued {
+                        state.app.metrics.observe_issuance(started.elapsed());
+                    }
+                    o
+                }
                 Err(Refusal::Fail(info, why)) => {
                     tracing::info!(endpoint = %ep.name, transaction = %msg.header.transaction_id, fail = info.name(), %why, "SCEP request refused");
                     failure(info)
@@ -423,6 +435,7 @@ async fn handle(
             Ok(Outcome {
                 status: Status::Success(content),
                 cipher: Some(cipher),
+                issued: false,
             })
         }
         MessageType::CertRep => Err(Refusal::Fail(
@@ -451,10 +464,12 @@ async fn submit(
                     .map_err(|e| Refusal::Server(e.to_string()))?,
             ),
             cipher: Some(cipher),
+            issued: true,
         }),
         Submitted::Pending { .. } => Ok(Outcome {
             status: Status::Pending,
             cipher: None,
+            issued: false,
         }),
     }
 }
@@ -479,6 +494,7 @@ async fn request_outcome(site: &Site, id: i64, cipher: ContentCipher) -> Result<
         RequestStatus::Pending => Ok(Outcome {
             status: Status::Pending,
             cipher: None,
+            issued: false,
         }),
         RequestStatus::Issued => {
             let serial = req.serial.as_deref().unwrap_or_default();
@@ -493,6 +509,7 @@ async fn request_outcome(site: &Site, id: i64, cipher: ContentCipher) -> Result<
                         .map_err(|e| Refusal::Server(e.to_string()))?,
                 ),
                 cipher: Some(cipher),
+                issued: false,
             })
         }
         _ => Err(Refusal::Fail(

@@ -1149,6 +1149,7 @@ async fn finalize(
     Path(id): Path<String>,
     Signed(a): Signed<false>,
 ) -> Response {
+    let started = std::time::Instant::now();
     async {
         let acct = a.account()?;
         let principal = principal_of(&acme, acct)?;
@@ -1231,6 +1232,7 @@ async fn finalize(
                 request_id,
                 certificate,
             } => {
+                state.metrics.observe_issuance(started.elapsed());
                 o.status = OrderStatus::Valid;
                 o.request_id = Some(request_id);
                 acme.issued.insert(
