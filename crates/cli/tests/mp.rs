@@ -1324,6 +1324,86 @@ fn policy_signature_verifies_with_openssl_and_follows_templates() {
 
 /// Bad registrations are refused with a problem document naming the field, and leave the
 /// database as it was.
+/// Autoenrollment over the management point refuses bad input with a problem naming the field,
+/// and stores nothing; the same client then enrolls.
+#[test]
+fn enroll_refuses_bad_input_and_changes_nothing() {
+    if !tools() {
+        return;
+    }
+    let mp = pki_mp("");
+    let site = &mp.site;
+    let pc = site_identity(site, "Workstation", "PC1", "pc");
+    let csr_path = openssl_csr(site.dir.path(), "next", "ec:P-256", "/CN=pc1", &[]);
+    let csr = std::fs::read_to_string(&csr_path).expect("csr");
+    let good = serde_json::json!({ "template": "Workstation", "csr": csr }).to_string();
+    let before = site.fingerprint();
+    let json = "application/json";
+    let body = |v: serde_json::Value| v.to_string().into_bytes();
+    let big = body(serde_json::json!({ "template": "Workstation", "csr": "x".repeat(64 * 1024) }));
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (json, b"{\"template\":".to_vec(), "400", "body"),
+        ("text/plain", good.clone().into_bytes(), "415", "body"),
+        (
+            json,
+            body(serde_json::json!({ "template": "Workstation" })),
+            "422",
+            "body",
+        ),
+        (
+            json,
+            body(serde_json::json!({ "template": "Workstation", "csr": csr, "admin": true })),
+            "422",
+            "body",
+        ),
+        (
+            json,
+            body(serde_json::json!({ "template": "Nope", "csr": csr })),
+            "403",
+            "template",
+        ),
+        (
+            json,
+            body(serde_json::json!({ "template": "Workstation", "csr": "garbage" })),
+            "400",
+            "csr",
+        ),
+        (json, big, "413", "body"),
+    ];
+    let mut wrong = Vec::new();
+    for (ctype, bytes, code, field) in &cases {
+        let mut extra = vec!["--http1.1"];
+        if bytes.len() > 16 * 1024 {
+            extra.extend(["-H", "Expect: 100-continue", "--expect100-timeout", "60"]);
+        }
+        let r = mp.curl_with(
+            Some(&pc),
+            "POST",
+            "/mp/enroll",
+            Some((ctype, bytes)),
+            &extra,
+        );
+        let shown = String::from_utf8_lossy(&bytes[..bytes.len().min(60)]).into_owned();
+        if let Some(why) = r.problem_mismatch(code, field) {
+            wrong.push(format!("{ctype} `{shown}`: {why}: {r:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(
+        site.fingerprint(),
+        before,
+        "a refused enrollment stored something"
+    );
+    let r = mp.curl(
+        Some(&pc),
+        "POST",
+        "/mp/enroll",
+        Some((json, good.as_bytes())),
+    );
+    assert_eq!(r.code, "201", "{r:?}");
+    assert_ne!(site.fingerprint(), before);
+}
+
 #[test]
 fn register_refuses_bad_input_and_changes_nothing() {
     if !tools() {

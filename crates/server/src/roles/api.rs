@@ -269,15 +269,6 @@ fn renamed(e: CaError, names: &[(&str, &str)]) -> HttpError {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EnrollBody {
-    /// Template name or display name.
-    template: String,
-    /// PKCS#10, PEM.
-    csr: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RenewBody {
     csr: String,
 }
@@ -289,7 +280,7 @@ async fn enroll(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    b: Result<Json<EnrollBody>, JsonRejection>,
+    b: Result<Json<super::enrollment::EnrollBody>, JsonRejection>,
 ) -> Result<Response, HttpError> {
     let c = enrollee(&state, &peer, &headers).await?;
     let b = body(b)?;

@@ -1,5 +1,6 @@
-//! What enrollment answers look like, shared by the API and the management point: an issued
-//! certificate with its chain (201), a pending request (202), a request's status when polled.
+//! Enrollment over JSON, shared by the API and the management point: the request body, and
+//! the answers (an issued certificate with its chain (201), a pending request (202), a
+//! request's status when polled).
 
 use crate::AppState;
 use crate::error::HttpError;
@@ -9,7 +10,18 @@ use axum::response::{IntoResponse, Response};
 use fleetpki_ca::issuance::Submitted;
 use fleetpki_model::record::{CertificateRecord, RequestRecord};
 use fleetpki_x509::pem;
+use serde::Deserialize;
 use serde_json::{Value, json};
+
+/// `POST …/enroll`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EnrollBody {
+    /// Template name or display name (as the policy lists it).
+    pub template: String,
+    /// PKCS#10, PEM.
+    pub csr: String,
+}
 
 pub(super) fn issued_json(state: &AppState, request_id: i64, c: &CertificateRecord) -> Value {
     json!({

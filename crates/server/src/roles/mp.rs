@@ -403,15 +403,6 @@ async fn signing_cert(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnrollBody {
-    /// Template name (as the policy lists it).
-    template: String,
-    /// PKCS#10, PEM.
-    csr: String,
-}
-
 /// Autoenrollment for a registered client: a CSR under a template, for the principal the
 /// connection's certificate identifies (its approved registration or the site certificate's
 /// holder). The template's own permissions decide, exactly as for the API: 201 with the
@@ -419,7 +410,7 @@ struct EnrollBody {
 async fn enroll(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
-    body: Result<Json<EnrollBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<super::enrollment::EnrollBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, HttpError> {
     let client = identify(&state, &peer).await?;
     let Json(body) = body.map_err(|e| HttpError::new(e.status(), "body", e.body_text()))?;
