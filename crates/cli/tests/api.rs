@@ -35,9 +35,20 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/templates/{name}", &["get", "patch"]),
     ("/api/v1/templates/{name}/publish", &["post"]),
     ("/api/v1/templates/{name}/bump", &["post"]),
+    ("/api/v1/templates/{name}/duplicate", &["post"]),
+    ("/api/v1/templates/{name}/grant", &["post"]),
+    ("/api/v1/templates/{name}/revoke-grant", &["post"]),
+    ("/api/v1/templates/{name}/history", &["get"]),
+    ("/api/v1/directory", &["get"]),
+    ("/api/v1/directory/principals", &["post"]),
+    ("/api/v1/directory/groups", &["post"]),
+    ("/api/v1/directory/groups/{group}/members", &["post"]),
     ("/api/v1/clients", &["get"]),
     ("/api/v1/clients/{name}/{decision}", &["post"]),
     ("/api/v1/audit", &["get"]),
+    ("/api/v1/audit/verify", &["get"]),
+    ("/api/v1/status", &["get"]),
+    ("/api/v1/acme/eab", &["post"]),
 ];
 
 /// The site every test starts from: two-tier (base URL http://pki.fleet.test: pkilint refuses
@@ -1124,4 +1135,373 @@ fn openapi_document_covers_every_route() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+/// Runs one SQL statement on the site's database (to tamper with it) and returns the rows
+/// it changed.
+fn sql(site: &Site, statement: &'static str) -> u64 {
+    let url = site.db_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut c = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+        sqlx::query(statement)
+            .execute(&mut c)
+            .await
+            .expect("sql")
+            .rows_affected()
+    })
+}
+
+/// Stores fallback status point messages as the role would (received at fixed times, so the
+/// `since` filter does not depend on the clock).
+fn record_status(site: &Site, messages: &[(i64, &str, &str)]) {
+    let url = site.db_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let store = fleetpki_store::open(&url).await.expect("open store");
+        let changes = messages
+            .iter()
+            .map(|(at, client, kind)| fleetpki_store::Change::RecordStatus {
+                message: fleetpki_model::site::NewStatusMessage {
+                    received_at: *at,
+                    source: "127.0.0.1".into(),
+                    client: client.to_string(),
+                    kind: kind.to_string(),
+                    body: json!({ "client": client, "kind": kind, "message": "m" }).to_string(),
+                },
+            })
+            .collect();
+        store.apply(changes).await.expect("record status");
+    });
+}
+
+/// The directory, template, status, audit-verify and EAB endpoints: each refuses the roles it
+/// does not name (403, nothing stored) and anybody without credentials (401); the roles it
+/// names get their effect, read back through the CLI.
+#[test]
+fn directory_templates_status_audit_and_eab_by_role() {
+    let site = site();
+    let t = tokens(&site);
+    let d = site.dir.path();
+    let pc_csr = openssl_csr(d, "pc", "ec:P-256", "/CN=ignored", &[]);
+    let pc_cert = site.issue("Workstation", "PC1", &pc_csr, "pc.pem");
+    let pc_key = site.path("pc.key");
+    record_status(
+        &site,
+        &[
+            (1_000, "PC1", "selection-failed"),
+            (2_000, "PC1", "renewal-failed"),
+            (3_000, "SRV1", "renewal-failed"),
+        ],
+    );
+    let api = Api::start(&site, &t.config);
+    let auditor = Auth::Bearer(&t.auditor);
+    let manager = Auth::Bearer(&t.manager);
+    let admin = Auth::Bearer(&t.admin);
+    let pc = Auth::Cert(&pc_cert, &pc_key);
+
+    // Who may not: every write, for each role it does not name, and a certificate holder
+    // with no admin role; nobody at all gets 401. Nothing is stored.
+    let writes: Vec<(&str, Value, Vec<&Auth>)> = vec![
+        (
+            "/api/v1/directory/groups",
+            json!({ "name": "Printers" }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/directory/principals",
+            json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test" }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/directory/groups/Servers/members",
+            json!({ "principal": "PC1" }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/templates/Workstation/duplicate",
+            json!({ "name": "Printer" }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/templates/Approved%20Workstation/grant",
+            json!({ "group": "Servers", "enroll": true }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/templates/Approved%20Workstation/revoke-grant",
+            json!({ "group": "Workstations" }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
+            "/api/v1/acme/eab",
+            json!({ "principal": "PC1" }),
+            vec![&auditor, &pc],
+        ),
+    ];
+    let reads = [
+        "/api/v1/directory",
+        "/api/v1/templates/Workstation/history",
+        "/api/v1/status",
+        "/api/v1/audit/verify",
+    ];
+    let before = site.fingerprint();
+    for (path, body, refused) in &writes {
+        for auth in refused {
+            api.post(path, auth, body).problem(403, "authorization");
+        }
+        api.post(path, &Auth::Anonymous, body)
+            .problem(401, "authorization");
+    }
+    for path in reads {
+        let rule = api.get(path, &pc).problem(403, "authorization");
+        assert!(rule.contains("`PC1` does not hold"), "{path}: {rule}");
+        api.get(path, &Auth::Anonymous)
+            .problem(401, "authorization");
+    }
+    assert_eq!(site.fingerprint(), before, "refused calls stored nothing");
+
+    // Directory (ca-admin): a group, a computer in it, a user and a service, a membership.
+    let v = api
+        .post(
+            "/api/v1/directory/groups",
+            &admin,
+            &json!({ "name": "Printers" }),
+        )
+        .expect(201);
+    assert_eq!(v["name"], "Printers", "{v}");
+    let v = api
+        .post(
+            "/api/v1/directory/principals",
+            &admin,
+            &json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test",
+                     "groups": ["Printers"] }),
+        )
+        .expect(201);
+    assert_eq!(v["groups"], json!(["Printers"]), "{v}");
+    api.post(
+        "/api/v1/directory/principals",
+        &admin,
+        &json!({ "kind": "user", "name": "alice", "email": "alice@fleet.test",
+                 "upn": "alice@corp.fleet.test" }),
+    )
+    .expect(201);
+    api.post(
+        "/api/v1/directory/principals",
+        &admin,
+        &json!({ "kind": "service", "name": "backup" }),
+    )
+    .expect(201);
+    let v = api
+        .post(
+            "/api/v1/directory/groups/Printers/members",
+            &admin,
+            &json!({ "principal": "alice" }),
+        )
+        .expect(200);
+    assert_eq!(v["principal"], "alice", "{v}");
+    let dir = site.json(&["directory", "list"]);
+    assert!(
+        dir["groups"]
+            .as_array()
+            .expect("groups")
+            .contains(&json!("Printers")),
+        "{dir}"
+    );
+    let entry = |dir: &Value, name: &str| -> Value {
+        dir["principals"]
+            .as_array()
+            .expect("principals")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {dir}"))
+            .clone()
+    };
+    let prn = entry(&dir, "PRN1");
+    assert_eq!(
+        (&prn["kind"], &prn["dns"], &prn["groups"]),
+        (
+            &json!("computer"),
+            &json!("prn1.fleet.test"),
+            &json!(["Printers"])
+        ),
+        "{prn}"
+    );
+    let alice = entry(&dir, "alice");
+    assert_eq!(alice["upn"], "alice@corp.fleet.test", "{alice}");
+    assert_eq!(alice["groups"], json!(["Printers"]), "{alice}");
+    assert_eq!(entry(&dir, "backup")["kind"], "service");
+    // Every reader sees the same directory the CLI lists.
+    for auth in [&auditor, &manager, &admin] {
+        assert_eq!(api.get("/api/v1/directory", auth).expect(200), dir);
+    }
+
+    // Templates (ca-admin): duplicate, grant, publish, unpublish, revoke the grant, history.
+    let base = "/api/v1/templates/Printer";
+    let v = api
+        .post(
+            "/api/v1/templates/Workstation/duplicate",
+            &admin,
+            &json!({ "name": "Printer" }),
+        )
+        .expect(201);
+    assert_eq!(
+        (&v["name"], &v["published"]),
+        (&json!("Printer"), &json!(false)),
+        "{v}"
+    );
+    let v = api
+        .post(
+            &format!("{base}/grant"),
+            &admin,
+            &json!({ "group": "Printers", "enroll": true }),
+        )
+        .expect(200);
+    assert_eq!(v["name"], "Printer", "{v}");
+    let shown = site.json(&["template", "show", "Printer"]);
+    let grant = shown["grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .find(|g| g["group"] == "Printers")
+        .unwrap_or_else(|| panic!("no Printers grant: {shown}"))
+        .clone();
+    assert_eq!(
+        (&grant["read"], &grant["enroll"], &grant["autoenroll"]),
+        (&json!(true), &json!(true), &json!(false)),
+        "{grant}"
+    );
+    api.post(
+        &format!("{base}/publish"),
+        &admin,
+        &json!({ "published": true }),
+    )
+    .expect(200);
+    assert_eq!(
+        site.json(&["template", "show", "Printer"])["published"],
+        true
+    );
+    api.post(
+        &format!("{base}/publish"),
+        &admin,
+        &json!({ "published": false }),
+    )
+    .expect(200);
+    assert_eq!(
+        site.json(&["template", "show", "Printer"])["published"],
+        false
+    );
+    api.post(
+        &format!("{base}/revoke-grant"),
+        &admin,
+        &json!({ "group": "Printers" }),
+    )
+    .expect(200);
+    let shown = site.json(&["template", "show", "Printer"]);
+    assert!(!shown["grants"].to_string().contains("Printers"), "{shown}");
+    let history = site.json(&["template", "history", "Printer"]);
+    assert!(history.as_array().expect("history").len() >= 2, "{history}");
+    for auth in [&auditor, &manager, &admin] {
+        assert_eq!(
+            api.get(&format!("{base}/history"), auth).expect(200),
+            history
+        );
+    }
+
+    // Status messages (readers): the CLI's filters.
+    let ids = |v: Value| -> Vec<(String, String)> {
+        v.as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| {
+                (
+                    m["client"].as_str().expect("client").to_string(),
+                    m["kind"].as_str().expect("kind").to_string(),
+                )
+            })
+            .collect()
+    };
+    let pair = |c: &str, k: &str| (c.to_string(), k.to_string());
+    let all = api.get("/api/v1/status", &auditor).expect(200);
+    assert_eq!(
+        ids(all.clone()),
+        vec![
+            pair("SRV1", "renewal-failed"),
+            pair("PC1", "renewal-failed"),
+            pair("PC1", "selection-failed"),
+        ],
+        "newest first: {all}"
+    );
+    assert_eq!(all, site.json(&["status", "list"]));
+    assert_eq!(
+        ids(api.get("/api/v1/status?client=PC1", &admin).expect(200)),
+        vec![
+            pair("PC1", "renewal-failed"),
+            pair("PC1", "selection-failed")
+        ]
+    );
+    assert_eq!(
+        ids(api
+            .get("/api/v1/status?kind=renewal-failed&since=1500", &manager)
+            .expect(200)),
+        vec![
+            pair("SRV1", "renewal-failed"),
+            pair("PC1", "renewal-failed")
+        ]
+    );
+    assert_eq!(
+        ids(api
+            .get("/api/v1/status?client=PC1&since=1500&limit=1", &auditor)
+            .expect(200)),
+        vec![pair("PC1", "renewal-failed")]
+    );
+
+    // EAB (cert-manager or ca-admin): the key is shown once; the audit log records its kid.
+    for auth in [&manager, &admin] {
+        let v = api
+            .post("/api/v1/acme/eab", auth, &json!({ "principal": "PC1" }))
+            .expect(201);
+        let kid = v["kid"].as_str().expect("kid");
+        assert!(kid.starts_with("eab-"), "{v}");
+        assert_eq!(v["principal"], "PC1", "{v}");
+        use base64::Engine;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(v["hmac_key"].as_str().expect("hmac_key"))
+            .expect("base64url");
+        assert_eq!(key.len(), 32, "{v}");
+        let audit = site.json(&["audit", "list"]);
+        assert!(
+            audit.as_array().expect("audit").iter().any(|e| {
+                e.to_string().contains("acme.eab.create") && e.to_string().contains(kid)
+            }),
+            "{audit}"
+        );
+    }
+
+    // Audit verify (readers): intact, then not once an entry is edited behind the CA's back.
+    let entries = site
+        .json(&["audit", "list"])
+        .as_array()
+        .expect("audit")
+        .len();
+    for auth in [&auditor, &manager, &admin] {
+        let v = api.get("/api/v1/audit/verify", auth).expect(200);
+        assert_eq!(v["intact"], true, "{v}");
+        assert_eq!(v["entries"], entries, "{v}");
+    }
+    assert_eq!(
+        sql(&site, "UPDATE audit SET details = 'edited' WHERE seq = 2"),
+        1
+    );
+    let v = api.get("/api/v1/audit/verify", &auditor).expect(200);
+    assert_eq!(v["intact"], false, "{v}");
+    assert!(v["break"].as_str().is_some_and(|b| !b.is_empty()), "{v}");
+    site.fails(&["audit", "verify"]);
 }

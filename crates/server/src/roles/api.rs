@@ -13,11 +13,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use fleetpki_ca::directory::Entry;
 use fleetpki_ca::keys::KeyRole;
 use fleetpki_ca::tokens::Presented;
 use fleetpki_ca::{Actor, CaError};
+use fleetpki_model::directory::{Principal, PrincipalKind};
 use fleetpki_model::record::{CertFilter, CertificateRecord, RequestStatus, RevocationReason};
-use fleetpki_model::site::ClientStatus;
+use fleetpki_model::site::{ClientStatus, StatusFilter};
 use fleetpki_x509::{pem, serial};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -48,9 +52,26 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         )
         .route("/api/v1/templates/{name}/publish", post(publish_template))
         .route("/api/v1/templates/{name}/bump", post(bump_template))
+        .route(
+            "/api/v1/templates/{name}/duplicate",
+            post(duplicate_template),
+        )
+        .route("/api/v1/templates/{name}/grant", post(grant_template))
+        .route(
+            "/api/v1/templates/{name}/revoke-grant",
+            post(revoke_grant_template),
+        )
+        .route("/api/v1/templates/{name}/history", get(template_history))
+        .route("/api/v1/directory", get(list_directory))
+        .route("/api/v1/directory/principals", post(add_principal))
+        .route("/api/v1/directory/groups", post(add_group))
+        .route("/api/v1/directory/groups/{group}/members", post(add_member))
         .route("/api/v1/clients", get(list_clients))
         .route("/api/v1/clients/{name}/{decision}", post(decide_client))
         .route("/api/v1/audit", get(audit))
+        .route("/api/v1/audit/verify", get(audit_verify))
+        .route("/api/v1/status", get(list_status))
+        .route("/api/v1/acme/eab", post(create_eab))
 }
 
 // ---- who is calling ----
@@ -741,6 +762,275 @@ async fn decide_client(
     Ok(Json(r).into_response())
 }
 
+/// `{"name": "NEW"}`: `fleetpki template duplicate NAME NEW` (the copy is unpublished).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DuplicateBody {
+    name: String,
+}
+
+async fn duplicate_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<Json<DuplicateBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    let t = state
+        .site
+        .template_duplicate(&name, &b.name, &c.actor(&peer))
+        .await
+        .map_err(|e| renamed(e, &[("template.name", "name")]))?;
+    Ok((StatusCode::CREATED, Json(t)).into_response())
+}
+
+/// The flags of `fleetpki template grant` / `revoke-grant`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    group: String,
+    #[serde(default)]
+    read: bool,
+    #[serde(default)]
+    enroll: bool,
+    #[serde(default)]
+    autoenroll: bool,
+}
+
+/// The CLI's refusals name `--group` or the command; the API names the JSON field.
+const GRANT_FIELDS: [(&str, &str); 2] = [("--group", "group"), ("template grant", "body")];
+
+async fn grant_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<Json<GrantBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    if !(b.read || b.enroll || b.autoenroll) {
+        return Err(HttpError::bad_request(
+            "body",
+            "set at least one of read, enroll, autoenroll to true",
+        ));
+    }
+    let t = state
+        .site
+        .template_grant(
+            &name,
+            &b.group,
+            b.read,
+            b.enroll,
+            b.autoenroll,
+            &c.actor(&peer),
+        )
+        .await
+        .map_err(|e| renamed(e, &GRANT_FIELDS))?;
+    Ok(Json(t).into_response())
+}
+
+/// Removes the named permissions, or all of the group's when none is set (as the CLI).
+async fn revoke_grant_template(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    b: Result<Json<GrantBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    let t = state
+        .site
+        .template_revoke_grant(
+            &name,
+            &b.group,
+            b.read,
+            b.enroll,
+            b.autoenroll,
+            &c.actor(&peer),
+        )
+        .await
+        .map_err(|e| renamed(e, &GRANT_FIELDS))?;
+    Ok(Json(t).into_response())
+}
+
+/// Every stored version of a template, oldest first (`fleetpki template history`).
+async fn template_history(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let t = state.site.find_template(&name).await?;
+    Ok(Json(state.site.store.template_history(&t.name).await?).into_response())
+}
+
+async fn list_directory(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    Ok(Json(state.site.directory_list().await?).into_response())
+}
+
+/// `fleetpki directory add-computer / add-user / add-service` in one body, by `kind`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalBody {
+    kind: String,
+    name: String,
+    dns: Option<String>,
+    email: Option<String>,
+    upn: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+/// A body field's name and whether the caller gave it.
+type Given<'a> = (&'a str, bool);
+
+impl PrincipalBody {
+    /// The principal, with the fields each CLI command takes: a computer needs `dns`, a user
+    /// `email` (and may have `upn`), a service may have `dns`.
+    fn principal(self) -> Result<(Principal, Vec<String>), HttpError> {
+        let kind = PrincipalKind::parse("kind", &self.kind)
+            .map_err(|e| HttpError::bad_request("kind", e.rule))?;
+        let (needs, refuses): (&[Given], &[Given]) = match kind {
+            PrincipalKind::Computer => (
+                &[("dns", self.dns.is_some())],
+                &[("email", self.email.is_some()), ("upn", self.upn.is_some())],
+            ),
+            PrincipalKind::User => (
+                &[("email", self.email.is_some())],
+                &[("dns", self.dns.is_some())],
+            ),
+            PrincipalKind::Service => (
+                &[],
+                &[("email", self.email.is_some()), ("upn", self.upn.is_some())],
+            ),
+        };
+        if let Some((f, _)) = needs.iter().find(|(_, given)| !given) {
+            return Err(HttpError::bad_request(
+                *f,
+                format!("a {} needs it", kind.name()),
+            ));
+        }
+        if let Some((f, _)) = refuses.iter().find(|(_, given)| *given) {
+            return Err(HttpError::bad_request(
+                *f,
+                format!("a {} takes none", kind.name()),
+            ));
+        }
+        let p = Principal {
+            name: self.name,
+            kind,
+            dns: self.dns,
+            email: self.email,
+            upn: self.upn,
+            disabled: false,
+        };
+        Ok((p, self.groups))
+    }
+}
+
+async fn add_principal(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<PrincipalBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let (p, groups) = body(b)?.principal()?;
+    state
+        .site
+        .directory_add(p.clone(), &groups, &c.actor(&peer))
+        .await
+        .map_err(|e| {
+            renamed(
+                e,
+                &[
+                    ("principal.name", "name"),
+                    ("principal.dns", "dns"),
+                    ("principal.email", "email"),
+                    ("principal.upn", "upn"),
+                    ("--group", "groups"),
+                ],
+            )
+        })?;
+    let groups = state.site.store.groups_of(&p.name).await?;
+    let entry = Entry {
+        principal: p,
+        groups,
+    };
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupBody {
+    name: String,
+}
+
+async fn add_group(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<GroupBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    state
+        .site
+        .directory_add_group(&b.name, &c.actor(&peer))
+        .await
+        .map_err(|e| renamed(e, &[("group.name", "name")]))?;
+    Ok((StatusCode::CREATED, Json(json!({ "name": b.name }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberBody {
+    principal: String,
+}
+
+async fn add_member(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    Path(group): Path<String>,
+    b: Result<Json<MemberBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    state
+        .site
+        .directory_add_member(&group, &b.principal, &c.actor(&peer))
+        .await
+        .map_err(|e| {
+            let mut h = HttpError::from(e);
+            // The group is the path (404 when absent); the principal is the body (400, not
+            // the 403 an enrollment for an unknown principal gets).
+            h.status = match h.field.as_str() {
+                "group" => StatusCode::NOT_FOUND,
+                "principal" => StatusCode::BAD_REQUEST,
+                _ => h.status,
+            };
+            h
+        })?;
+    Ok(Json(json!({ "group": group, "principal": b.principal })).into_response())
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
@@ -764,6 +1054,110 @@ async fn audit(
         ));
     }
     Ok(Json(state.site.audit_list(q.after.unwrap_or(0), limit).await?).into_response())
+}
+
+/// The hash chain recomputed (`fleetpki audit verify`): 200 either way, `intact` says which.
+async fn audit_verify(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let report = state.site.audit_verify().await?;
+    let v = match report.result {
+        Ok(()) => json!({ "intact": true, "entries": report.entries }),
+        Err(b) => json!({ "intact": false, "entries": report.entries, "break": b.to_string() }),
+    };
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EabBody {
+    principal: String,
+}
+
+/// `fleetpki acme eab --principal P`: the HMAC key (base64url, unpadded) is shown only here.
+async fn create_eab(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<EabBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager, AdminRole::CaAdmin])?;
+    let b = body(b)?;
+    let eab = state
+        .site
+        .acme_eab_create(&b.principal, &c.actor(&peer))
+        .await
+        .map_err(|e| {
+            // An unknown principal is bad input here, not a refused enrollment.
+            let mut h = HttpError::from(e);
+            if h.field == "principal" {
+                h.status = StatusCode::BAD_REQUEST;
+            }
+            h
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "kid": eab.kid, "principal": eab.principal,
+            "hmac_key": URL_SAFE_NO_PAD.encode(&eab.hmac_key), "created_at": eab.created_at,
+        })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusQuery {
+    client: Option<String>,
+    kind: Option<String>,
+    /// Unix seconds: only messages received at or after it.
+    since: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// The fallback status point's messages, newest first (`fleetpki status list --json`).
+async fn list_status(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    q: Result<Query<StatusQuery>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(StatusFilter::DEFAULT_LIMIT);
+    if !(1..=1000).contains(&limit) {
+        return Err(HttpError::bad_request(
+            "limit",
+            "must lie between 1 and 1000",
+        ));
+    }
+    let messages = state
+        .site
+        .store
+        .status_messages(&StatusFilter {
+            client: q.client,
+            kind: q.kind,
+            since: q.since,
+            limit,
+        })
+        .await?;
+    let out: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            // The server stores only bodies that parsed; keep the text if one somehow does not.
+            let body: Value =
+                serde_json::from_str(&m.body).unwrap_or_else(|_| m.body.clone().into());
+            json!({
+                "id": m.id, "received_at": m.received_at, "source": m.source,
+                "client": m.client, "kind": m.kind, "body": body,
+            })
+        })
+        .collect();
+    Ok(Json(out).into_response())
 }
 
 async fn openapi() -> Response {
