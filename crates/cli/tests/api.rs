@@ -924,6 +924,48 @@ fn bad_input_is_refused_by_field_and_changes_nothing() {
             &admin,
             json!({ "validity": "90d" }),
         ),
+        (
+            "POST",
+            "/api/v1/directory/groups".into(),
+            &admin,
+            json!({ "name": "Printers" }),
+        ),
+        (
+            "POST",
+            "/api/v1/directory/principals".into(),
+            &admin,
+            json!({ "kind": "service", "name": "backup" }),
+        ),
+        (
+            "POST",
+            "/api/v1/directory/groups/Servers/members".into(),
+            &admin,
+            json!({ "principal": "PC1" }),
+        ),
+        (
+            "POST",
+            "/api/v1/templates/Workstation/duplicate".into(),
+            &admin,
+            json!({ "name": "Printer" }),
+        ),
+        (
+            "POST",
+            format!("{template}/grant"),
+            &admin,
+            json!({ "group": "Servers", "enroll": true }),
+        ),
+        (
+            "POST",
+            format!("{template}/revoke-grant"),
+            &admin,
+            json!({ "group": "Workstations" }),
+        ),
+        (
+            "POST",
+            "/api/v1/acme/eab".into(),
+            &manager,
+            json!({ "principal": "PC1" }),
+        ),
     ];
     for (method, path, auth, body) in &endpoints {
         let call =
@@ -1504,4 +1546,185 @@ fn directory_templates_status_audit_and_eab_by_role() {
     assert_eq!(v["intact"], false, "{v}");
     assert!(v["break"].as_str().is_some_and(|b| !b.is_empty()), "{v}");
     site.fails(&["audit", "verify"]);
+}
+
+/// The directory, template, status and EAB endpoints refuse bad input by field (unknown
+/// template, group or principal; a missing field or one of the wrong type; a value against
+/// the rule) and store nothing.
+#[test]
+fn directory_template_status_and_eab_input_is_checked() {
+    let site = site();
+    let t = tokens(&site);
+    let api = Api::start(&site, &t.config);
+    let admin = Auth::Bearer(&t.admin);
+    let manager = Auth::Bearer(&t.manager);
+    let before = site.fingerprint();
+    let post = |path: &str, auth: &Auth, body: Value| api.post(path, auth, &body);
+
+    // Groups.
+    let groups = "/api/v1/directory/groups";
+    post(groups, &admin, json!({ "name": "" })).problem(400, "name");
+    let rule = post(groups, &admin, json!({ "name": "Servers" })).problem(400, "name");
+    assert!(rule.contains("already exists"), "{rule}");
+    post(groups, &admin, json!({})).problem(422, "body");
+    post(groups, &admin, json!({ "name": 5 })).problem(422, "body");
+
+    // Principals: each kind's fields, the directory's rules, the groups.
+    let principals = "/api/v1/directory/principals";
+    let rule = post(
+        principals,
+        &admin,
+        json!({ "kind": "printer", "name": "PRN1", "dns": "prn1.fleet.test" }),
+    )
+    .problem(400, "kind");
+    assert!(rule.contains("computer, user or service"), "{rule}");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "computer", "name": "PRN1" }),
+    )
+    .problem(400, "dns");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test",
+                "email": "prn1@fleet.test" }),
+    )
+    .problem(400, "email");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "user", "name": "alice" }),
+    )
+    .problem(400, "email");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "user", "name": "alice", "email": "alice@fleet.test", "dns": "a.fleet.test" }),
+    )
+    .problem(400, "dns");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "user", "name": "alice", "email": "nobody" }),
+    )
+    .problem(400, "email");
+    post(
+        principals,
+        &admin,
+        json!({ "kind": "computer", "name": "PRN1", "dns": "not a name!" }),
+    )
+    .problem(400, "dns");
+    let rule = post(
+        principals,
+        &admin,
+        json!({ "kind": "computer", "name": "PC1", "dns": "pc1b.fleet.test" }),
+    )
+    .problem(400, "name");
+    assert!(rule.contains("already exists"), "{rule}");
+    let rule = post(
+        principals,
+        &admin,
+        json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test",
+                "groups": ["Servers", "No Such"] }),
+    )
+    .problem(400, "groups");
+    assert!(rule.contains("No Such"), "{rule}");
+    for body in [
+        json!({ "kind": "computer", "dns": "prn1.fleet.test" }),
+        json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test", "groups": "Servers" }),
+        json!({ "kind": "computer", "name": 7, "dns": "prn1.fleet.test" }),
+        json!({ "kind": "computer", "name": "PRN1", "dns": "prn1.fleet.test", "colour": "red" }),
+    ] {
+        post(principals, &admin, body).problem(422, "body");
+    }
+
+    // Membership: the group (path) and the principal (body).
+    let rule = post(
+        "/api/v1/directory/groups/No%20Such/members",
+        &admin,
+        json!({ "principal": "PC1" }),
+    )
+    .problem(404, "group");
+    assert!(rule.contains("No Such"), "{rule}");
+    let members = "/api/v1/directory/groups/Servers/members";
+    let rule = post(members, &admin, json!({ "principal": "NOBODY" })).problem(400, "principal");
+    assert!(rule.contains("NOBODY"), "{rule}");
+    post(members, &admin, json!({})).problem(422, "body");
+    assert_eq!(site.fingerprint(), before);
+
+    // Duplicate: the base and the new name.
+    let rule = post(
+        "/api/v1/templates/No%20Such/duplicate",
+        &admin,
+        json!({ "name": "Printer" }),
+    )
+    .problem(403, "template");
+    assert!(rule.contains("No Such"), "{rule}");
+    let dup = "/api/v1/templates/Workstation/duplicate";
+    let rule = post(dup, &admin, json!({ "name": "Approved Workstation" })).problem(400, "name");
+    assert!(rule.contains("already taken"), "{rule}");
+    post(dup, &admin, json!({})).problem(422, "body");
+    post(dup, &admin, json!({ "name": ["Printer"] })).problem(422, "body");
+
+    // Grant and revoke-grant: the template, the group, the permissions.
+    let grant = "/api/v1/templates/Approved%20Workstation/grant";
+    let revoke = "/api/v1/templates/Approved%20Workstation/revoke-grant";
+    post(
+        "/api/v1/templates/No%20Such/grant",
+        &admin,
+        json!({ "group": "Servers", "enroll": true }),
+    )
+    .problem(403, "template");
+    let rule =
+        post(grant, &admin, json!({ "group": "No Such", "enroll": true })).problem(400, "group");
+    assert!(rule.contains("No Such"), "{rule}");
+    let rule = post(grant, &admin, json!({ "group": "Servers" })).problem(400, "body");
+    assert!(rule.contains("read, enroll, autoenroll"), "{rule}");
+    post(
+        grant,
+        &admin,
+        json!({ "group": "Servers", "enroll": "yes" }),
+    )
+    .problem(422, "body");
+    post(grant, &admin, json!({ "enroll": true })).problem(422, "body");
+    post(
+        "/api/v1/templates/No%20Such/revoke-grant",
+        &admin,
+        json!({ "group": "Workstations" }),
+    )
+    .problem(403, "template");
+    let rule = post(revoke, &admin, json!({ "group": "Servers" })).problem(400, "group");
+    assert!(rule.contains("grants nothing"), "{rule}");
+    post(
+        revoke,
+        &admin,
+        json!({ "group": "Workstations", "read": 1 }),
+    )
+    .problem(422, "body");
+    api.get("/api/v1/templates/No%20Such/history", &admin)
+        .problem(403, "template");
+    assert_eq!(site.fingerprint(), before);
+
+    // Status filters.
+    for (path, field) in [
+        ("/api/v1/status?since=yesterday", "query"),
+        ("/api/v1/status?limit=0", "limit"),
+        ("/api/v1/status?limit=1001", "limit"),
+        ("/api/v1/status?bogus=1", "query"),
+    ] {
+        api.get(path, &manager).problem(400, field);
+    }
+
+    // EAB: the principal.
+    let rule = post(
+        "/api/v1/acme/eab",
+        &manager,
+        json!({ "principal": "NOBODY" }),
+    )
+    .problem(400, "principal");
+    assert!(rule.contains("NOBODY"), "{rule}");
+    post("/api/v1/acme/eab", &manager, json!({})).problem(422, "body");
+    post("/api/v1/acme/eab", &manager, json!({ "principal": 1 })).problem(422, "body");
+    assert_eq!(site.fingerprint(), before);
 }
