@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/directory/principals", &["post"]),
     ("/api/v1/directory/groups", &["post"]),
     ("/api/v1/directory/groups/{group}/members", &["post"]),
+    ("/api/v1/directory/import", &["post"]),
     ("/api/v1/clients", &["get"]),
     ("/api/v1/clients/{name}/{decision}", &["post"]),
     ("/api/v1/audit", &["get"]),
@@ -944,6 +945,12 @@ fn bad_input_is_refused_by_field_and_changes_nothing() {
         ),
         (
             "POST",
+            "/api/v1/directory/import".into(),
+            &admin,
+            json!({ "groups": ["Labs"] }),
+        ),
+        (
+            "POST",
             "/api/v1/templates/Workstation/duplicate".into(),
             &admin,
             json!({ "name": "Printer" }),
@@ -1268,6 +1275,11 @@ fn directory_templates_status_audit_and_eab_by_role() {
             vec![&auditor, &manager, &pc],
         ),
         (
+            "/api/v1/directory/import",
+            json!({ "groups": ["Labs"] }),
+            vec![&auditor, &manager, &pc],
+        ),
+        (
             "/api/v1/templates/Workstation/duplicate",
             json!({ "name": "Printer" }),
             vec![&auditor, &manager, &pc],
@@ -1384,6 +1396,26 @@ fn directory_templates_status_audit_and_eab_by_role() {
     for auth in [&auditor, &manager, &admin] {
         assert_eq!(api.get("/api/v1/directory", auth).expect(200), dir);
     }
+
+    // Import (ca-admin): a new group, a new computer, PC1 updated and added to it.
+    let v = api
+        .post(
+            "/api/v1/directory/import",
+            &admin,
+            &json!({ "groups": ["Labs"], "principals": [
+                { "name": "LAB1", "kind": "computer", "dns": "lab1.fleet.test", "groups": ["Labs"] },
+                { "name": "PC1", "kind": "computer", "dns": "pc1.fleet.test", "groups": ["Labs"] },
+            ] }),
+        )
+        .expect(200);
+    assert_eq!(v, json!({ "groups_created": 1, "principals": 2 }));
+    let dir = site.json(&["directory", "list"]);
+    assert_eq!(entry(&dir, "LAB1")["groups"], json!(["Labs"]), "{dir}");
+    let pc1 = entry(&dir, "PC1")["groups"].to_string();
+    assert!(
+        pc1.contains("Labs") && pc1.contains("Workstations"),
+        "{pc1}"
+    );
 
     // Templates (ca-admin): duplicate, grant, publish, unpublish, revoke the grant, history.
     let base = "/api/v1/templates/Printer";
@@ -1651,6 +1683,37 @@ fn directory_template_status_and_eab_input_is_checked() {
     let rule = post(members, &admin, json!({ "principal": "NOBODY" })).problem(400, "principal");
     assert!(rule.contains("NOBODY"), "{rule}");
     post(members, &admin, json!({})).problem(422, "body");
+    assert_eq!(site.fingerprint(), before);
+
+    // Import: all or nothing, the refusal naming the entry and its field.
+    let import = "/api/v1/directory/import";
+    let lab = |name: &str, dns: &str| json!({ "name": name, "kind": "computer", "dns": dns });
+    post(
+        import,
+        &admin,
+        json!({ "groups": ["Labs"], "principals": [lab("LAB1", "lab1.fleet.test"), lab("LAB2", "not a name!")] }),
+    )
+    .problem(400, "body entry 2 (LAB2): principal.dns");
+    let rule = post(
+        import,
+        &admin,
+        json!({ "principals": [lab("LAB1", "lab1.fleet.test"), lab("LAB1", "lab2.fleet.test")] }),
+    )
+    .problem(400, "body entry 2");
+    assert!(rule.contains("appears twice"), "{rule}");
+    post(
+        import,
+        &admin,
+        json!({ "groups": ["Labs"], "colour": "red" }),
+    )
+    .problem(422, "body");
+    post(import, &admin, json!({ "groups": "Labs" })).problem(422, "body");
+    post(
+        import,
+        &admin,
+        json!({ "principals": [{ "name": "LAB1" }] }),
+    )
+    .problem(422, "body");
     assert_eq!(site.fingerprint(), before);
 
     // Duplicate: the base and the new name.

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use fleetpki_ca::directory::Entry;
+use fleetpki_ca::directory::{DirectoryFile, Entry};
 use fleetpki_ca::keys::KeyRole;
 use fleetpki_ca::tokens::Presented;
 use fleetpki_ca::{Actor, CaError};
@@ -66,6 +66,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/directory/principals", post(add_principal))
         .route("/api/v1/directory/groups", post(add_group))
         .route("/api/v1/directory/groups/{group}/members", post(add_member))
+        .route("/api/v1/directory/import", post(import_directory))
         .route("/api/v1/clients", get(list_clients))
         .route("/api/v1/clients/{name}/{decision}", post(decide_client))
         .route("/api/v1/audit", get(audit))
@@ -1029,6 +1030,24 @@ async fn add_member(
             h
         })?;
     Ok(Json(json!({ "group": group, "principal": b.principal })).into_response())
+}
+
+/// `fleetpki directory import` of JSON (the shape `GET /api/v1/directory` returns): groups
+/// and principals, all or nothing; existing principals are updated.
+async fn import_directory(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<DirectoryFile>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CaAdmin])?;
+    let file = body(b)?;
+    let (groups, principals) = state
+        .site
+        .directory_import(file, "body", &c.actor(&peer))
+        .await?;
+    Ok(Json(json!({ "groups_created": groups, "principals": principals })).into_response())
 }
 
 #[derive(Deserialize)]
