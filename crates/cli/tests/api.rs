@@ -22,7 +22,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/ca/crl", &["get"]),
     ("/api/v1/enroll", &["post"]),
     ("/api/v1/renew", &["post"]),
-    ("/api/v1/requests", &["get"]),
+    ("/api/v1/requests", &["get", "post"]),
     ("/api/v1/requests/{id}", &["get"]),
     ("/api/v1/requests/{id}/approve", &["post"]),
     ("/api/v1/requests/{id}/deny", &["post"]),
@@ -945,6 +945,12 @@ fn bad_input_is_refused_by_field_and_changes_nothing() {
         ),
         (
             "POST",
+            "/api/v1/requests".into(),
+            &manager,
+            json!({ "template": "Workstation", "principal": "PC1", "csr": good }),
+        ),
+        (
+            "POST",
             "/api/v1/directory/import".into(),
             &admin,
             json!({ "groups": ["Labs"] }),
@@ -1258,7 +1264,13 @@ fn directory_templates_status_audit_and_eab_by_role() {
 
     // Who may not: every write, for each role it does not name, and a certificate holder
     // with no admin role; nobody at all gets 401. Nothing is stored.
+    let (pem, _) = csr(&site, "submitted");
     let writes: Vec<(&str, Value, Vec<&Auth>)> = vec![
+        (
+            "/api/v1/requests",
+            json!({ "template": "Workstation", "principal": "PC1", "csr": pem }),
+            vec![&auditor, &admin, &pc],
+        ),
         (
             "/api/v1/directory/groups",
             json!({ "name": "Printers" }),
@@ -1321,6 +1333,42 @@ fn directory_templates_status_audit_and_eab_by_role() {
             .problem(401, "authorization");
     }
     assert_eq!(site.fingerprint(), before, "refused calls stored nothing");
+
+    // Submit for a principal (cert-manager): issued under Workstation, pending under
+    // "Approved Workstation"; the request list shows whom for and by whom.
+    let v = api
+        .post(
+            "/api/v1/requests",
+            &manager,
+            &json!({ "template": "Workstation", "principal": "PC1", "csr": pem }),
+        )
+        .expect(201);
+    let (serial, _) = issued(&v);
+    let shown = site.json(&["cert", "show", &serial]);
+    assert_eq!(shown["principal"], "PC1", "{shown}");
+    let (pem2, _) = csr(&site, "submitted-pending");
+    let id = api
+        .post(
+            "/api/v1/requests",
+            &manager,
+            &json!({ "template": "Approved Workstation", "principal": "PC1", "csr": pem2 }),
+        )
+        .expect(202)["request_id"]
+        .as_i64()
+        .expect("id");
+    let req = site
+        .json(&["request", "list"])
+        .as_array()
+        .expect("requests")
+        .iter()
+        .find(|r| r["id"] == id)
+        .expect("the pending request")
+        .clone();
+    assert_eq!(
+        (&req["status"], &req["principal"], &req["submitted_by"]),
+        (&json!("pending"), &json!("PC1"), &json!("token:ops")),
+        "{req}"
+    );
 
     // Directory (ca-admin): a group, a computer in it, a user and a service, a membership.
     let v = api
@@ -1683,6 +1731,38 @@ fn directory_template_status_and_eab_input_is_checked() {
     let rule = post(members, &admin, json!({ "principal": "NOBODY" })).problem(400, "principal");
     assert!(rule.contains("NOBODY"), "{rule}");
     post(members, &admin, json!({})).problem(422, "body");
+    assert_eq!(site.fingerprint(), before);
+
+    // Submit for a principal: the principal, its grants, the template, the CSR.
+    let (good, _) = csr(&site, "good");
+    let submit = |template: &str, principal: &str, csr: &str| {
+        post(
+            "/api/v1/requests",
+            &manager,
+            json!({ "template": template, "principal": principal, "csr": csr }),
+        )
+    };
+    let rule = submit("Workstation", "NOBODY", &good).problem(403, "principal");
+    assert!(rule.contains("NOBODY"), "{rule}");
+    let rule = submit("Workstation", "SRV1", &good).problem(403, "principal");
+    assert!(rule.contains("no Enroll permission"), "{rule}");
+    submit("No Such", "PC1", &good).problem(403, "template");
+    for (what, garbage) in garbage_csrs() {
+        let rule = submit("Workstation", "PC1", &garbage).problem(400, "csr");
+        assert!(!rule.is_empty(), "{what}");
+    }
+    post(
+        "/api/v1/requests",
+        &manager,
+        json!({ "template": "Workstation", "principal": "PC1" }),
+    )
+    .problem(422, "body");
+    post(
+        "/api/v1/requests",
+        &manager,
+        json!({ "template": "Workstation", "principal": ["PC1"], "csr": good }),
+    )
+    .problem(422, "body");
     assert_eq!(site.fingerprint(), before);
 
     // Import: all or nothing, the refusal naming the entry and its field.

@@ -36,7 +36,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/ca/crl", get(super::issuing_crl))
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/renew", post(renew))
-        .route("/api/v1/requests", get(list_requests))
+        .route("/api/v1/requests", get(list_requests).post(submit_request))
         .route("/api/v1/requests/{id}", get(get_request))
         .route("/api/v1/requests/{id}/approve", post(approve))
         .route("/api/v1/requests/{id}/deny", post(deny))
@@ -429,6 +429,38 @@ async fn list_requests(
         })
         .collect();
     Ok(Json(out).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubmitBody {
+    /// Template name or display name.
+    template: String,
+    /// The directory principal the certificate is for.
+    principal: String,
+    /// PKCS#10, PEM.
+    csr: String,
+}
+
+/// `fleetpki request submit --as PRINCIPAL`: a cert-manager submits for a principal, under
+/// that principal's grants (as a one-time token it could create for it). 201 or 202, as
+/// enrollment.
+async fn submit_request(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+    b: Result<Json<SubmitBody>, JsonRejection>,
+) -> Result<Response, HttpError> {
+    let c = caller(&state, &peer, &headers).await?;
+    c.require(&[AdminRole::CertManager])?;
+    let b = body(b)?;
+    let started = Instant::now();
+    let result = state
+        .site
+        .submit(&b.template, &b.principal, b.csr.as_bytes(), &c.actor(&peer))
+        .await?;
+    state.metrics.observe_submitted(started, &result);
+    Ok(submitted(&state, result))
 }
 
 async fn approve(
