@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/openapi.json", &["get"]),
     ("/api/v1/ca/chain", &["get"]),
     ("/api/v1/ca/crl", &["get"]),
+    ("/api/v1/site", &["get"]),
     ("/api/v1/enroll", &["post"]),
     ("/api/v1/renew", &["post"]),
     ("/api/v1/requests", &["get", "post"]),
@@ -1313,6 +1314,7 @@ fn directory_templates_status_audit_and_eab_by_role() {
         ),
     ];
     let reads = [
+        "/api/v1/site",
         "/api/v1/directory",
         "/api/v1/templates/Workstation/history",
         "/api/v1/status",
@@ -1535,6 +1537,24 @@ fn directory_templates_status_audit_and_eab_by_role() {
             api.get(&format!("{base}/history"), auth).expect(200),
             history
         );
+    }
+
+    // The site (readers): its certificates as `ca chain` and `site signing-cert` write them;
+    // the database URL (which may hold a password) is not shown.
+    let signing = site.path("signing.pem");
+    let said = site.ok(&["site", "signing-cert", "--out", s(&signing)]);
+    let shown = site.ok(&["ca", "show"]);
+    for auth in [&auditor, &manager, &admin] {
+        let v = api.get("/api/v1/site", auth).expect(200);
+        assert_eq!(v["signing"]["certificate"], read(&signing), "{v}");
+        let fp = v["signing"]["sha256"].as_str().expect("sha256");
+        assert!(said.contains(fp), "{said} / {fp}");
+        assert_eq!(v["root"]["certificate"], site.root_pem(), "{v}");
+        assert_eq!(v["issuing"]["certificate"], site.issuing_pem(), "{v}");
+        assert_eq!(v["base_url"], "http://pki.fleet.test", "{v}");
+        assert!(v.get("database").is_none(), "{v}");
+        let code = v["site_code"].as_str().expect("site_code");
+        assert!(shown.contains(code), "{shown}");
     }
 
     // Status messages (readers): the CLI's filters.

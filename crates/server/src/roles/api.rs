@@ -34,6 +34,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/openapi.json", get(openapi))
         .route("/api/v1/ca/chain", get(super::ca_chain))
         .route("/api/v1/ca/crl", get(super::issuing_crl))
+        .route("/api/v1/site", get(site_info))
         .route("/api/v1/enroll", post(enroll))
         .route("/api/v1/renew", post(renew))
         .route("/api/v1/requests", get(list_requests).post(submit_request))
@@ -285,6 +286,34 @@ fn renamed(e: CaError, names: &[(&str, &str)]) -> HttpError {
         h.field = to.to_string();
     }
     h
+}
+
+/// One of the site's certificates for `GET /api/v1/site`.
+fn ca_json(c: &fleetpki_ca::site::CaCert) -> Value {
+    json!({
+        "subject": c.info.subject, "key": c.info.key.to_string(),
+        "serial": c.info.serial_hex, "not_before": c.info.not_before,
+        "not_after": c.info.not_after, "sha256": sha256_hex(&c.der),
+        "certificate": pem::encode("CERTIFICATE", &c.der),
+    })
+}
+
+/// `fleetpki ca show` and `fleetpki site signing-cert`: the site and its CA and signing
+/// certificates. The database URL and the KEK file's path stay out: a URL may carry a password.
+async fn site_info(
+    State(state): State<Arc<AppState>>,
+    Extension(peer): Extension<Peer>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    caller(&state, &peer, &headers).await?.require(&READERS)?;
+    let site = &state.site;
+    Ok(Json(json!({
+        "site_code": site.config.site_code, "name": site.config.name,
+        "base_url": site.config.base_url, "key_protection": site.config.keys.protection,
+        "root": ca_json(&site.root), "issuing": site.issuing.as_ref().map(ca_json),
+        "signing": ca_json(&site.signing),
+    }))
+    .into_response())
 }
 
 // ---- enrollment ----
