@@ -2,7 +2,9 @@
 //! loopback only: one-time token enrollment (lint-clean, single use, bound to its principal
 //! and template, expiry, approval and polling), renewal over mutual TLS, role separation
 //! (auditor, cert-manager, ca-admin; by API token or admin client certificate), bad input at
-//! every endpoint that takes a body (a problem+json `FIELD: RULE`, the database unchanged), and
+//! every endpoint that takes a body (a problem+json `FIELD: RULE`, the database unchanged), the
+//! administration the CLI does (site, directory, templates, submit for a principal, clients,
+//! CRLs, status messages, audit verification, ACME EAB keys) checked through the CLI, and
 //! `/openapi.json` covering every route and passing openapi-spec-validator.
 
 mod common;
@@ -1890,4 +1892,110 @@ fn directory_template_status_and_eab_input_is_checked() {
     post("/api/v1/acme/eab", &manager, json!({})).problem(422, "body");
     post("/api/v1/acme/eab", &manager, json!({ "principal": 1 })).problem(422, "body");
     assert_eq!(site.fingerprint(), before);
+}
+
+/// Registers clients as the management point would (pending, fixed identities).
+fn register_clients(site: &Site, names: &[&str]) {
+    use fleetpki_model::audit::{AuditEvent, Outcome};
+    use fleetpki_model::site::{ClientRecord, ClientStatus};
+    let url = site.db_url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let store = fleetpki_store::open(&url).await.expect("open store");
+        let changes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let der = vec![i as u8 + 1; 16];
+                fleetpki_store::Change::RegisterClient {
+                    client: ClientRecord {
+                        name: name.to_string(),
+                        identity_sha256: fleetpki_x509::cert::fingerprint(&der),
+                        identity_der: der,
+                        status: ClientStatus::Pending,
+                        registered_at: 1_000,
+                        decided_at: None,
+                        decided_by: None,
+                    },
+                    audit: AuditEvent {
+                        at: 1_000,
+                        actor: name.to_string(),
+                        source: "test".into(),
+                        action: "client.register".into(),
+                        object: name.to_string(),
+                        outcome: Outcome::Success,
+                        details: String::new(),
+                    },
+                }
+            })
+            .collect();
+        store.apply(changes).await.expect("register");
+    });
+}
+
+/// The CLI's options on existing endpoints: `client list --status` and `crl publish
+/// --next-update`, whose CRL the response now carries.
+#[test]
+fn client_status_filter_and_crl_lifetime() {
+    let site = site();
+    let t = tokens(&site);
+    register_clients(&site, &["PC7", "PC8"]);
+    let api = Api::start(&site, &t.config);
+    let manager = Auth::Bearer(&t.manager);
+    let auditor = Auth::Bearer(&t.auditor);
+
+    api.post("/api/v1/clients/PC7/approve", &manager, &json!({}))
+        .expect(200);
+    let names = |q: &str| -> Vec<String> {
+        api.get(&format!("/api/v1/clients{q}"), &auditor)
+            .expect(200)
+            .as_array()
+            .expect("clients")
+            .iter()
+            .map(|c| c["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    assert_eq!(names(""), ["PC7", "PC8"]);
+    assert_eq!(names("?status=approved"), ["PC7"]);
+    assert_eq!(names("?status=pending"), ["PC8"]);
+    assert!(names("?status=blocked").is_empty());
+    assert_eq!(
+        site.json(&["client", "list", "--status", "approved"])[0]["name"],
+        "PC7"
+    );
+    let before = site.fingerprint();
+    api.get("/api/v1/clients?status=maybe", &auditor)
+        .problem(400, "status");
+    api.get("/api/v1/clients?colour=red", &auditor)
+        .problem(400, "query");
+
+    // CRL lifetime and issuer: refusals name the JSON field and publish nothing.
+    let publish = |body: Value| api.post("/api/v1/crl/publish", &manager, &body);
+    publish(json!({ "next_update": "forever" })).problem(400, "next_update");
+    publish(json!({ "next_update": 7 })).problem(422, "body");
+    publish(json!({ "issuer": "signing" })).problem(400, "issuer");
+    assert_eq!(site.fingerprint(), before);
+    let v = publish(json!({ "next_update": "2d" })).expect(200);
+    let lifetime = v["next_update"].as_i64().expect("next_update")
+        - v["this_update"].as_i64().expect("this_update");
+    assert_eq!(lifetime, 2 * 86_400, "{v}");
+    let crl = site.path("published.crl");
+    std::fs::write(&crl, v["crl"].as_str().expect("crl")).expect("write");
+    let o = kit::openssl(&["crl", "-in", s(&crl), "-noout", "-crlnumber"]).expect("crl");
+    assert!(o.success(), "{}", o.combined());
+    // `crlNumber=0x02` (or without the 0x, by openssl version).
+    let hex = o
+        .stdout
+        .trim()
+        .strip_prefix("crlNumber=")
+        .map(|h| h.trim_start_matches("0x"))
+        .unwrap_or_else(|| panic!("{}", o.stdout));
+    assert_eq!(
+        i64::from_str_radix(hex, 16).ok(),
+        v["number"].as_i64(),
+        "{v}"
+    );
 }

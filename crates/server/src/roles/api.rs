@@ -617,6 +617,10 @@ struct CrlBody {
     issuer: Option<String>,
     #[serde(default)]
     delta: bool,
+    /// nextUpdate − thisUpdate as `fleetpki crl publish --next-update` takes it (e.g. 7d);
+    /// default from the site config.
+    #[serde(default)]
+    next_update: Option<String>,
 }
 
 async fn publish_crl(
@@ -641,11 +645,22 @@ async fn publish_crl(
     };
     let crl = state
         .site
-        .publish_crl(issuer, b.delta, None, &c.actor(&peer))
-        .await?;
+        .publish_crl(issuer, b.delta, b.next_update.as_deref(), &c.actor(&peer))
+        .await
+        .map_err(|e| {
+            renamed(
+                e,
+                &[
+                    ("--next-update", "next_update"),
+                    ("--delta", "delta"),
+                    ("--issuer", "issuer"),
+                ],
+            )
+        })?;
     Ok(Json(json!({
         "issuer": crl.issuer, "number": crl.number, "base_number": crl.base_number,
         "this_update": crl.this_update, "next_update": crl.next_update,
+        "crl": pem::encode("X509 CRL", &crl.der),
     }))
     .into_response())
 }
@@ -789,13 +804,27 @@ async fn bump_template(
     Ok(Json(state.site.template_bump(&name, &c.actor(&peer)).await?).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientQuery {
+    status: Option<String>,
+}
+
 async fn list_clients(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
+    q: Result<Query<ClientQuery>, QueryRejection>,
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
-    Ok(Json(state.site.clients(None).await?).into_response())
+    let q = query(q)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(ClientStatus::parse(s).ok_or_else(|| {
+            HttpError::bad_request("status", format!("`{s}`: use pending, approved or blocked"))
+        })?),
+    };
+    Ok(Json(state.site.clients(status).await?).into_response())
 }
 
 async fn decide_client(
