@@ -352,6 +352,17 @@ struct Client<'a> {
 
 impl Client<'_> {
     fn message(&self, t: MessageType, tid: &str, inner: &[u8]) -> (Vec<u8>, [u8; 16]) {
+        self.message_in(ContentCipher::Aes256Cbc, t, tid, inner)
+    }
+
+    /// A pkiMessage whose envelope uses `cipher`.
+    fn message_in(
+        &self,
+        cipher: ContentCipher,
+        t: MessageType,
+        tid: &str,
+        inner: &[u8],
+    ) -> (Vec<u8>, [u8; 16]) {
         let mut nonce = [0u8; 16];
         aws_lc_rs::rand::fill(&mut nonce).expect("rand");
         let der = scep::client::request(
@@ -362,7 +373,7 @@ impl Client<'_> {
             &self.dev.cert,
             &self.dev.key,
             &self.ra,
-            ContentCipher::Aes256Cbc,
+            cipher,
         )
         .expect("pkiMessage");
         (der, nonce)
@@ -370,6 +381,12 @@ impl Client<'_> {
 
     /// Sends and reads the CertRep.
     fn send(&self, der: &[u8], nonce: &[u8]) -> (Status, Vec<Vec<u8>>) {
+        let (status, certs, _) = self.send_read(der, nonce);
+        (status, certs)
+    }
+
+    /// Sends and reads the CertRep, with the cipher of its envelope (None without content).
+    fn send_read(&self, der: &[u8], nonce: &[u8]) -> (Status, Vec<Vec<u8>>, Option<ContentCipher>) {
         let (code, body) = post(&self.url, der);
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         scep::client::read_cert_rep(&body, &self.dev.key, nonce).expect("CertRep")
@@ -410,10 +427,29 @@ fn pki_operations_cert_poll_pending_and_approval() {
         ra: ra_cert(&site),
         dev: &dev,
     };
-    let (status, certs) = c.op(MessageType::PkcsReq, "tx-1", &dev.csr);
+    let (der, nonce) = c.message(MessageType::PkcsReq, "tx-1", &dev.csr);
+    let (status, certs, cipher) = c.send_read(&der, &nonce);
     assert!(matches!(status, Status::Success(_)), "{status:?}");
     assert_eq!(certs.len(), 1);
     assert_valid(&site, "PKCSReq", &pem_of(&certs[0]));
+    // The reply is encrypted with the request's cipher (RFC 8894 3.3.2), for AES-128 too.
+    assert_eq!(cipher, Some(ContentCipher::Aes256Cbc));
+    let dev128 = device(work.path(), "aes128.fleet.test", Some(STATIC));
+    let c128 = Client {
+        url: c.url.clone(),
+        ra: c.ra.clone(),
+        dev: &dev128,
+    };
+    let (der, nonce) = c128.message_in(
+        ContentCipher::Aes128Cbc,
+        MessageType::PkcsReq,
+        "tx-aes128",
+        &dev128.csr,
+    );
+    let (status, certs128, cipher) = c128.send_read(&der, &nonce);
+    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    assert_eq!(certs128.len(), 1);
+    assert_eq!(cipher, Some(ContentCipher::Aes128Cbc));
     // CertPoll and a repeated PKCSReq of the same transaction: the same certificate, no
     // second request.
     let requests = site.json(&["request", "list"]).as_array().map(Vec::len);
