@@ -3,7 +3,8 @@
 //! (RenewalReq signed by the current certificate), a request pending approval polled to
 //! issuance, certmonger's `scep-submit`, and a catalogue of malformed pkiMessages answered with
 //! the right failInfo and nothing stored. Every issued certificate passes `openssl verify` and
-//! pkilint.
+//! pkilint; GetCACert holds the RA and the chain, GetCRL the issuing CA's CRL, and each CertRep
+//! is encrypted with its request's cipher.
 
 mod common;
 use common::server::Server;
@@ -166,6 +167,29 @@ fn get_ca_caps_and_ra_certificate() {
         assert!(body.lines().any(|l| l == cap), "{cap} in {body:?}");
     }
     assert!(!body.lines().any(|l| l == "DES3" || l == "SHA-1"), "{body}");
+    // GetCACert: a certs-only holding the RA certificate and the CA chain (RFC 8894 4.2.1.2),
+    // typed for an RA in front of a CA.
+    let (ct, body) = http_get_bytes(&format!("{url}?operation=GetCACert"));
+    assert_eq!(ct, "application/x-x509-ca-ra-cert");
+    // Compared by SHA-256, as sets: DER sorts a SET OF.
+    let mut got: Vec<String> = scep::client::certificates_of(&body)
+        .expect("certs-only")
+        .iter()
+        .map(|d| sha256_hex(d))
+        .collect();
+    let mut want = vec![sha256_hex(&ra_der(&site))];
+    for pem in [site.issuing_pem(), site.root_pem()] {
+        want.extend(
+            fleetpki_x509::pem::decode_labels("ca", pem.as_bytes(), &["CERTIFICATE"])
+                .expect("pem")
+                .iter()
+                .map(|(_, der)| sha256_hex(der)),
+        );
+    }
+    assert_eq!(want.len(), 3);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the RA, the issuing CA and the root");
     // The RA certificate: RSA-2048 from the site's issuing CA, in the inventory.
     let ra = pem_of(&ra_der(&site));
     let v = kit::openssl_verify(&site.root_pem(), Some(&site.issuing_pem()), None, &ra)
@@ -193,6 +217,21 @@ fn get_ca_caps_and_ra_certificate() {
     let server = start(&site);
     assert_eq!(ra, pem_of(&ra_der(&site)));
     drop(server);
+}
+
+/// A GET with curl; the Content-Type and the body.
+fn http_get_bytes(url: &str) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("body");
+    let o = Command::new("curl")
+        .args(["-sS", "--fail", "-o", s(&out), "-w", "%{content_type}", url])
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", out_text(&o));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        std::fs::read(&out).expect("body"),
+    )
 }
 
 /// A GET with curl; the body as text.
@@ -475,7 +514,49 @@ fn pki_operations_cert_poll_pending_and_approval() {
     let (_, got) = c.op(MessageType::GetCert, "tx-getcert", &ias);
     assert_eq!(got, certs);
     let (status, _) = c.op(MessageType::GetCrl, "tx-getcrl", &ias);
-    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    let Status::Success(content) = status else {
+        panic!("GetCRL: {status:?}");
+    };
+    // The issuing CA's CRL: its issuer, and a signature openssl verifies against the chain.
+    let crls = scep::client::crls_of(&content).expect("degenerate SignedData");
+    assert_eq!(crls.len(), 1);
+    let crl = {
+        use der::Decode;
+        <x509_cert::crl::CertificateList>::from_der(&crls[0]).expect("CRL")
+    };
+    let issuing = fleetpki_x509::cert::parse("issuing", &{
+        let pem = site.issuing_pem();
+        fleetpki_x509::pem::decode_labels("issuing", pem.as_bytes(), &["CERTIFICATE"])
+            .expect("pem")
+            .remove(0)
+            .1
+    })
+    .expect("issuing");
+    assert_eq!(
+        crl.tbs_cert_list.issuer,
+        *issuing.tbs_certificate().subject(),
+        "issued by the issuing CA"
+    );
+    let crl_path = work.path().join("getcrl.der");
+    std::fs::write(&crl_path, &crls[0]).expect("write");
+    let chain_path = work.path().join("chain.pem");
+    std::fs::write(&chain_path, site.chain_pem()).expect("write");
+    let v = kit::openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(&crl_path),
+        "-CAfile",
+        s(&chain_path),
+        "-noout",
+    ])
+    .expect("openssl crl");
+    assert!(
+        v.status == 0 && v.combined().contains("verify OK"),
+        "{}",
+        v.combined()
+    );
 
     // A template that needs approval: PENDING, polled, approved, then SUCCESS.
     let dev2 = device(work.path(), "poll2.fleet.test", Some(STATIC));

@@ -1152,6 +1152,25 @@ pub mod client {
             .unwrap_or_default())
     }
 
+    /// The CRLs (DER) of a degenerate SignedData (a GetCRL reply's content).
+    pub fn crls_of(der_bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let ci = ContentInfo::from_der(der_bytes).map_err(|e| e.to_string())?;
+        let sd: SignedData = ci
+            .content
+            .decode_as()
+            .map_err(|e: der::Error| e.to_string())?;
+        let Some(set) = sd.crls else {
+            return Ok(vec![]);
+        };
+        set.0
+            .iter()
+            .filter_map(|c| match c {
+                RevocationInfoChoice::Crl(crl) => Some(crl.to_der().map_err(|e| e.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+
     type Parsed = (Option<MessageType>, SetOfVec<Attribute>, Vec<u8>);
 
     /// Type, signed attributes and content of a SignedData whose RA signature verifies.
