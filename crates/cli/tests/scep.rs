@@ -290,6 +290,27 @@ fn scepclient_enrolls_with_static_and_one_time_challenges_and_renews() {
     assert!(!o.status.success(), "{}", out_text(&o));
     assert!(!d3.join("cert.pem").exists());
     assert_eq!(site.fingerprint(), before);
+    // The refusal is the server's: the same challenge by hand gets a signed FAILURE badRequest.
+    let dev4 = device(work.path(), "dev4.fleet.test", Some(&challenge));
+    let c = Client {
+        url: url.clone(),
+        ra: ra_cert(&site),
+        dev: &dev4,
+    };
+    let (status, certs) = c.op(MessageType::PkcsReq, "tx-replay", &dev4.csr);
+    assert_eq!(status, Status::Failure(FailInfo::BadRequest));
+    assert!(certs.is_empty());
+    assert_eq!(site.fingerprint(), before);
+    // Control: the same hand-made request with a fresh challenge enrolls.
+    let fresh = site
+        .ok(&["scep", "challenge", "--principal", "PC1"])
+        .trim()
+        .to_string();
+    let dev5 = device(work.path(), "dev5.fleet.test", Some(&fresh));
+    let c = Client { dev: &dev5, ..c };
+    let (status, certs) = c.op(MessageType::PkcsReq, "tx-fresh", &dev5.csr);
+    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    assert_eq!(certs.len(), 1);
 
     // Renewal: scepclient signs a RenewalReq with the certificate it holds.
     let old_serial = cert_subject_and_serial(&pem1);
