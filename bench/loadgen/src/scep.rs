@@ -148,7 +148,7 @@ fn shared(
 
 /// Why a CertRep is not a SUCCESS carrying a certificate for `key`'s public key.
 fn check(resp: &[u8], key: &PrivateKey, nonce: &[u8]) -> Result<(), String> {
-    let (status, certs) = client::read_cert_rep(resp, key, nonce)?;
+    let (status, certs, _) = client::read_cert_rep(resp, key, nonce)?;
     match status {
         Status::Success(_) => {}
         Status::Pending => return Err("CertRep PENDING".into()),

@@ -34,10 +34,11 @@ impl AgentConfig {
     pub fn load(dir: &Path) -> Result<Self, FileError> {
         let path = dir.join(CONFIG_FILE);
         let text = files::read_to_string(&path)?;
-        let c: Self = toml::from_str(&text).map_err(|e| FileError::Invalid {
-            path: path.display().to_string(),
-            rule: e.to_string(),
-        })?;
+        let c: Self =
+            fleetpki_model::config_file::from_toml(&text).map_err(|e| FileError::Invalid {
+                path: path.display().to_string(),
+                rule: e.to_string(),
+            })?;
         c.validate().map_err(|(field, rule)| FileError::Invalid {
             path: path.display().to_string(),
             rule: format!("{field}: {rule}"),
@@ -175,6 +176,22 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), "site = 1\n").unwrap();
         let e = AgentConfig::load(dir.path()).unwrap_err().to_string();
         assert!(e.contains("agent.toml") && e.contains("site"), "{e}");
+        // Type errors and unknown keys name the key and its line.
+        let good = toml::to_string(&config()).unwrap();
+        for (extra, want) in [
+            ("tofu = \"yes\"\n", "tofu (line {n}): invalid type"),
+            (
+                "stauts_url = \"https://x\"\n",
+                "stauts_url (line {n}): unknown field `stauts_url`",
+            ),
+        ] {
+            let text = format!("{}{extra}", good.replace("tofu = false\n", ""));
+            std::fs::write(dir.path().join(CONFIG_FILE), &text).unwrap();
+            let e = AgentConfig::load(dir.path()).unwrap_err().to_string();
+            // The bad key is the last line.
+            let want = want.replace("{n}", &text.lines().count().to_string());
+            assert!(e.contains(&format!("agent.toml: {want}")), "{text}: {e}");
+        }
     }
 
     #[test]

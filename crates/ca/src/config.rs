@@ -68,8 +68,13 @@ impl SiteConfig {
                 CaError::io(&path)(e)
             }
         })?;
-        let cfg: SiteConfig = toml::from_str(&text)
-            .map_err(|e| refuse(CONFIG_FILE, format!("unreadable: {}", e.message())))?;
+        Self::parse(&text)
+    }
+
+    /// Reads the text of a `fleetpki.toml` and validates it; errors name the dotted key.
+    pub fn parse(text: &str) -> Result<Self, CaError> {
+        let cfg: SiteConfig = fleetpki_model::config_file::from_toml(text)
+            .map_err(|e| refuse(&format!("{CONFIG_FILE}: {}", e.key_or_line()), e.rule()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -165,6 +170,40 @@ mod tests {
         check_site_code("PS1").unwrap();
         for bad in ["PS", "PS12", "P-1", "SMS", "con"] {
             assert!(check_site_code(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_name_the_key() {
+        let good = "site_code = \"PS1\"\nname = \"x\"\nbase_url = \"http://pki.fleet.test\"\ndatabase = \"sqlite:fleetpki.db\"\n[keys]\nprotection = \"passphrase\"\n";
+        SiteConfig::parse(good).unwrap();
+        for (extra, field) in [
+            ("[crl]\nnext_update = 7\n", "fleetpki.toml: crl.next_update"),
+            (
+                "[crl]\nnext_update = \"7d\"\ndelta_next_update = \"1d\"\nfull = true\n",
+                "fleetpki.toml: crl.full",
+            ),
+            (
+                "kek_file = \"kek\"\nprotektion = 1\n",
+                "fleetpki.toml: keys.protektion",
+            ),
+            ("kek_file = 5\n", "fleetpki.toml: keys.kek_file"),
+        ] {
+            let text = format!("{good}{extra}");
+            match SiteConfig::parse(&text) {
+                Err(CaError::Field(e)) => assert_eq!(e.field, field, "{text}: {e}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        match SiteConfig::parse("site_code = \"PS1\"\n[keys]\nprotection = \"plain\"\n") {
+            Err(CaError::Field(e)) => {
+                assert_eq!(e.field, "fleetpki.toml: keys.protection", "{e}");
+                assert!(
+                    e.rule.contains("unknown variant `plain`") && e.rule.ends_with("(line 3)"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -1257,6 +1257,34 @@ fn orders_outside_the_suffixes_and_malformed_requests_are_refused() {
         "application/json",
     );
     r.problem("malformed");
+    // A wrong method on an existing resource: 405, still a problem document with a nonce, and
+    // its detail names the methods the Allow header lists.
+    for (method, path) in [
+        ("GET", "/acme/new-order"),
+        ("PUT", "/acme/new-account"),
+        ("DELETE", "/acme/revoke-cert"),
+        ("POST", "/acme/directory"),
+    ] {
+        let url = format!("https://localhost:{}{path}", c.port);
+        let r = curl(&c.root, c.port, method, &url, None, "");
+        r.expect(405);
+        let detail = r.problem("malformed");
+        assert!(
+            detail.contains(&format!("method {method} is not allowed on {path}")),
+            "{detail}"
+        );
+        let allow = r.header("allow").expect("Allow header");
+        let allowed: Vec<&str> = allow.split(',').map(str::trim).collect();
+        assert_eq!(
+            allowed.contains(&"POST"),
+            path != "/acme/directory",
+            "{path}: {allow}"
+        );
+        for m in allowed {
+            assert!(detail.contains(m), "{path}: {detail} (Allow: {allow})");
+        }
+        assert!(r.header("replay-nonce").is_some(), "{method} {path}");
+    }
     assert_eq!(site.fingerprint(), before, "refused requests store nothing");
     // Finalizing an order that is not ready.
     let order_url = r_location(&c, &order);

@@ -3,7 +3,8 @@
 //! (RenewalReq signed by the current certificate), a request pending approval polled to
 //! issuance, certmonger's `scep-submit`, and a catalogue of malformed pkiMessages answered with
 //! the right failInfo and nothing stored. Every issued certificate passes `openssl verify` and
-//! pkilint.
+//! pkilint; GetCACert holds the RA and the chain, GetCRL the issuing CA's CRL, and each CertRep
+//! is encrypted with its request's cipher.
 
 mod common;
 use common::server::Server;
@@ -166,6 +167,29 @@ fn get_ca_caps_and_ra_certificate() {
         assert!(body.lines().any(|l| l == cap), "{cap} in {body:?}");
     }
     assert!(!body.lines().any(|l| l == "DES3" || l == "SHA-1"), "{body}");
+    // GetCACert: a certs-only holding the RA certificate and the CA chain (RFC 8894 4.2.1.2),
+    // typed for an RA in front of a CA.
+    let (ct, body) = http_get_bytes(&format!("{url}?operation=GetCACert"));
+    assert_eq!(ct, "application/x-x509-ca-ra-cert");
+    // Compared by SHA-256, as sets: DER sorts a SET OF.
+    let mut got: Vec<String> = scep::client::certificates_of(&body)
+        .expect("certs-only")
+        .iter()
+        .map(|d| sha256_hex(d))
+        .collect();
+    let mut want = vec![sha256_hex(&ra_der(&site))];
+    for pem in [site.issuing_pem(), site.root_pem()] {
+        want.extend(
+            fleetpki_x509::pem::decode_labels("ca", pem.as_bytes(), &["CERTIFICATE"])
+                .expect("pem")
+                .iter()
+                .map(|(_, der)| sha256_hex(der)),
+        );
+    }
+    assert_eq!(want.len(), 3);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "the RA, the issuing CA and the root");
     // The RA certificate: RSA-2048 from the site's issuing CA, in the inventory.
     let ra = pem_of(&ra_der(&site));
     let v = kit::openssl_verify(&site.root_pem(), Some(&site.issuing_pem()), None, &ra)
@@ -193,6 +217,21 @@ fn get_ca_caps_and_ra_certificate() {
     let server = start(&site);
     assert_eq!(ra, pem_of(&ra_der(&site)));
     drop(server);
+}
+
+/// A GET with curl; the Content-Type and the body.
+fn http_get_bytes(url: &str) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("body");
+    let o = Command::new("curl")
+        .args(["-sS", "--fail", "-o", s(&out), "-w", "%{content_type}", url])
+        .output()
+        .expect("curl");
+    assert!(o.status.success(), "{}", out_text(&o));
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        std::fs::read(&out).expect("body"),
+    )
 }
 
 /// A GET with curl; the body as text.
@@ -251,6 +290,27 @@ fn scepclient_enrolls_with_static_and_one_time_challenges_and_renews() {
     assert!(!o.status.success(), "{}", out_text(&o));
     assert!(!d3.join("cert.pem").exists());
     assert_eq!(site.fingerprint(), before);
+    // The refusal is the server's: the same challenge by hand gets a signed FAILURE badRequest.
+    let dev4 = device(work.path(), "dev4.fleet.test", Some(&challenge));
+    let c = Client {
+        url: url.clone(),
+        ra: ra_cert(&site),
+        dev: &dev4,
+    };
+    let (status, certs) = c.op(MessageType::PkcsReq, "tx-replay", &dev4.csr);
+    assert_eq!(status, Status::Failure(FailInfo::BadRequest));
+    assert!(certs.is_empty());
+    assert_eq!(site.fingerprint(), before);
+    // Control: the same hand-made request with a fresh challenge enrolls.
+    let fresh = site
+        .ok(&["scep", "challenge", "--principal", "PC1"])
+        .trim()
+        .to_string();
+    let dev5 = device(work.path(), "dev5.fleet.test", Some(&fresh));
+    let c = Client { dev: &dev5, ..c };
+    let (status, certs) = c.op(MessageType::PkcsReq, "tx-fresh", &dev5.csr);
+    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    assert_eq!(certs.len(), 1);
 
     // Renewal: scepclient signs a RenewalReq with the certificate it holds.
     let old_serial = cert_subject_and_serial(&pem1);
@@ -352,6 +412,17 @@ struct Client<'a> {
 
 impl Client<'_> {
     fn message(&self, t: MessageType, tid: &str, inner: &[u8]) -> (Vec<u8>, [u8; 16]) {
+        self.message_in(ContentCipher::Aes256Cbc, t, tid, inner)
+    }
+
+    /// A pkiMessage whose envelope uses `cipher`.
+    fn message_in(
+        &self,
+        cipher: ContentCipher,
+        t: MessageType,
+        tid: &str,
+        inner: &[u8],
+    ) -> (Vec<u8>, [u8; 16]) {
         let mut nonce = [0u8; 16];
         aws_lc_rs::rand::fill(&mut nonce).expect("rand");
         let der = scep::client::request(
@@ -362,7 +433,7 @@ impl Client<'_> {
             &self.dev.cert,
             &self.dev.key,
             &self.ra,
-            ContentCipher::Aes256Cbc,
+            cipher,
         )
         .expect("pkiMessage");
         (der, nonce)
@@ -370,6 +441,12 @@ impl Client<'_> {
 
     /// Sends and reads the CertRep.
     fn send(&self, der: &[u8], nonce: &[u8]) -> (Status, Vec<Vec<u8>>) {
+        let (status, certs, _) = self.send_read(der, nonce);
+        (status, certs)
+    }
+
+    /// Sends and reads the CertRep, with the cipher of its envelope (None without content).
+    fn send_read(&self, der: &[u8], nonce: &[u8]) -> (Status, Vec<Vec<u8>>, Option<ContentCipher>) {
         let (code, body) = post(&self.url, der);
         assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
         scep::client::read_cert_rep(&body, &self.dev.key, nonce).expect("CertRep")
@@ -410,10 +487,29 @@ fn pki_operations_cert_poll_pending_and_approval() {
         ra: ra_cert(&site),
         dev: &dev,
     };
-    let (status, certs) = c.op(MessageType::PkcsReq, "tx-1", &dev.csr);
+    let (der, nonce) = c.message(MessageType::PkcsReq, "tx-1", &dev.csr);
+    let (status, certs, cipher) = c.send_read(&der, &nonce);
     assert!(matches!(status, Status::Success(_)), "{status:?}");
     assert_eq!(certs.len(), 1);
     assert_valid(&site, "PKCSReq", &pem_of(&certs[0]));
+    // The reply is encrypted with the request's cipher (RFC 8894 3.3.2), for AES-128 too.
+    assert_eq!(cipher, Some(ContentCipher::Aes256Cbc));
+    let dev128 = device(work.path(), "aes128.fleet.test", Some(STATIC));
+    let c128 = Client {
+        url: c.url.clone(),
+        ra: c.ra.clone(),
+        dev: &dev128,
+    };
+    let (der, nonce) = c128.message_in(
+        ContentCipher::Aes128Cbc,
+        MessageType::PkcsReq,
+        "tx-aes128",
+        &dev128.csr,
+    );
+    let (status, certs128, cipher) = c128.send_read(&der, &nonce);
+    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    assert_eq!(certs128.len(), 1);
+    assert_eq!(cipher, Some(ContentCipher::Aes128Cbc));
     // CertPoll and a repeated PKCSReq of the same transaction: the same certificate, no
     // second request.
     let requests = site.json(&["request", "list"]).as_array().map(Vec::len);
@@ -439,7 +535,49 @@ fn pki_operations_cert_poll_pending_and_approval() {
     let (_, got) = c.op(MessageType::GetCert, "tx-getcert", &ias);
     assert_eq!(got, certs);
     let (status, _) = c.op(MessageType::GetCrl, "tx-getcrl", &ias);
-    assert!(matches!(status, Status::Success(_)), "{status:?}");
+    let Status::Success(content) = status else {
+        panic!("GetCRL: {status:?}");
+    };
+    // The issuing CA's CRL: its issuer, and a signature openssl verifies against the chain.
+    let crls = scep::client::crls_of(&content).expect("degenerate SignedData");
+    assert_eq!(crls.len(), 1);
+    let crl = {
+        use der::Decode;
+        <x509_cert::crl::CertificateList>::from_der(&crls[0]).expect("CRL")
+    };
+    let issuing = fleetpki_x509::cert::parse("issuing", &{
+        let pem = site.issuing_pem();
+        fleetpki_x509::pem::decode_labels("issuing", pem.as_bytes(), &["CERTIFICATE"])
+            .expect("pem")
+            .remove(0)
+            .1
+    })
+    .expect("issuing");
+    assert_eq!(
+        crl.tbs_cert_list.issuer,
+        *issuing.tbs_certificate().subject(),
+        "issued by the issuing CA"
+    );
+    let crl_path = work.path().join("getcrl.der");
+    std::fs::write(&crl_path, &crls[0]).expect("write");
+    let chain_path = work.path().join("chain.pem");
+    std::fs::write(&chain_path, site.chain_pem()).expect("write");
+    let v = kit::openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        s(&crl_path),
+        "-CAfile",
+        s(&chain_path),
+        "-noout",
+    ])
+    .expect("openssl crl");
+    assert!(
+        v.status == 0 && v.combined().contains("verify OK"),
+        "{}",
+        v.combined()
+    );
 
     // A template that needs approval: PENDING, polled, approved, then SUCCESS.
     let dev2 = device(work.path(), "poll2.fleet.test", Some(STATIC));

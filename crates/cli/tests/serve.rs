@@ -154,6 +154,20 @@ fn bad_serve_config_names_the_key() {
     std::fs::write(&cfg, "[roles.ocsp-typo]\n").expect("write");
     let err = site.fails(&["serve", "--config", s(&cfg)]);
     assert!(err.contains("roles.ocsp-typo: unknown role"), "{err}");
+    // Type errors and unknown keys come from deserialization: they too name the dotted key.
+    std::fs::write(&cfg, "[roles.crl]\nmax_body_bytes = \"big\"\n").expect("write");
+    let err = site.fails(&["serve", "--config", s(&cfg)]);
+    assert!(
+        err.contains("roles.crl.max_body_bytes: invalid type: string \"big\"")
+            && err.contains("(line 2)"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[tls]\nrenew_before_dys = 30\n").expect("write");
+    let err = site.fails(&["serve", "--config", s(&cfg)]);
+    assert!(
+        err.contains("tls.renew_before_dys: unknown field `renew_before_dys`"),
+        "{err}"
+    );
 }
 
 /// `--log-format json`: every stderr line is a JSON object, one per request with its role,

@@ -5,6 +5,7 @@
 
 pub mod acme;
 pub mod audit;
+pub mod config_file;
 pub mod directory;
 pub mod duration;
 pub mod error;

@@ -461,13 +461,8 @@ impl ServeConfig {
     }
 
     pub fn parse(text: &str, base_url: &str) -> Result<ServeConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| format!("line {}", text[..s.start].matches('\n').count() + 1))
-                .unwrap_or_else(|| "config".into());
-            err(key, e.message().to_string())
-        })?;
+        let raw: RawConfig = fleetpki_model::config_file::from_toml(text)
+            .map_err(|e| err(e.key_or_line(), e.rule()))?;
         Self::build(raw, base_url)
     }
 
@@ -976,7 +971,20 @@ mod tests {
                 "[roles.crl]\nmax_body_bytes = 1\n",
                 "roles.crl.max_body_bytes",
             ),
-            ("[roles.crl]\nlisen = \"127.0.0.1:1\"\n", "line 2"),
+            ("[roles.crl]\nlisen = \"127.0.0.1:1\"\n", "roles.crl.lisen"),
+            (
+                "[roles.crl]\nmax_body_bytes = \"big\"\n",
+                "roles.crl.max_body_bytes",
+            ),
+            (
+                "[roles.scep]\nenabled = true\n[roles.scep.endpoints.intune]\nchalenge = \"x\"\n",
+                "roles.scep.endpoints.intune.chalenge",
+            ),
+            (
+                "[tls]\nrenew_before_days = \"soon\"\n",
+                "tls.renew_before_days",
+            ),
+            ("[roles.crl\n", "line 1"),
             ("[tls]\nmode = \"pki\"\n", "tls.certificate"),
             ("[tls]\nmode = \"https\"\n", "tls.mode"),
             ("[tls]\ncertificate = \"x.pem\"\n", "tls.certificate"),
@@ -1002,6 +1010,13 @@ mod tests {
             let e = ServeConfig::parse(text, "http://localhost:8080").unwrap_err();
             assert_eq!(e.key, key, "{text}: {e}");
         }
+        let e = ServeConfig::parse("[roles.crl]\nmax_body_bytes = \"big\"\n", "http://x.test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("roles.crl.max_body_bytes: invalid type") && e.ends_with("(line 2)"),
+            "{e}"
+        );
         let c = ServeConfig::parse(
             "[roles.crl]\nenabled = false\n[roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n[roles.api]\nenabled = false\n[roles.management-point]\nenabled = false\n",
             "http://x.test",

@@ -1055,13 +1055,17 @@ pub mod client {
         crate::cert::parse("scep.signer", &der)
     }
 
+    /// What [`read_cert_rep`] finds: the status, the certificates and the envelope's cipher.
+    pub type CertRepContent = (Status, Vec<Vec<u8>>, Option<ContentCipher>);
+
     /// A CertRep's status and, for SUCCESS, the certificates of its content, decrypted with
-    /// the requester's key. Checks the RA's signature and the nonce echo.
+    /// the requester's key, and the cipher that content was encrypted with (None without
+    /// content: PENDING, FAILURE). Checks the RA's signature and the nonce echo.
     pub fn read_cert_rep(
         der_bytes: &[u8],
         requester_key: &PrivateKey,
         expect_nonce: &[u8],
-    ) -> Result<(Status, Vec<Vec<u8>>), String> {
+    ) -> Result<CertRepContent, String> {
         let msg = parse_any(der_bytes).map_err(|e| e.to_string())?;
         if msg.0 != Some(MessageType::CertRep) {
             return Err("not a CertRep".into());
@@ -1075,7 +1079,7 @@ pub mod client {
         }
         let status = first_value(attrs, &PKI_STATUS).and_then(text);
         match status.as_deref() {
-            Some("3") => Ok((Status::Pending, vec![])),
+            Some("3") => Ok((Status::Pending, vec![], None)),
             Some("2") => {
                 let code = first_value(attrs, &FAIL_INFO).and_then(text);
                 let info = [
@@ -1088,7 +1092,7 @@ pub mod client {
                 .into_iter()
                 .find(|f| Some(f.code()) == code.as_deref())
                 .ok_or("FAILURE without a known failInfo")?;
-                Ok((Status::Failure(info), vec![]))
+                Ok((Status::Failure(info), vec![], None))
             }
             Some("0") => {
                 let ci = ContentInfo::from_der(&msg.2).map_err(|e| e.to_string())?;
@@ -1121,7 +1125,8 @@ pub mod client {
                 let plain = cipher
                     .decrypt(&cek, iv.as_bytes(), &data)
                     .ok_or("the answer does not decrypt")?;
-                Ok((Status::Success(plain.clone()), certificates_of(&plain)?))
+                let certs = certificates_of(&plain)?;
+                Ok((Status::Success(plain), certs, Some(cipher)))
             }
             other => Err(format!("pkiStatus {other:?}")),
         }
@@ -1145,6 +1150,25 @@ pub mod client {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// The CRLs (DER) of a degenerate SignedData (a GetCRL reply's content).
+    pub fn crls_of(der_bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let ci = ContentInfo::from_der(der_bytes).map_err(|e| e.to_string())?;
+        let sd: SignedData = ci
+            .content
+            .decode_as()
+            .map_err(|e: der::Error| e.to_string())?;
+        let Some(set) = sd.crls else {
+            return Ok(vec![]);
+        };
+        set.0
+            .iter()
+            .filter_map(|c| match c {
+                RevocationInfoChoice::Crl(crl) => Some(crl.to_der().map_err(|e| e.to_string())),
+                _ => None,
+            })
+            .collect()
     }
 
     type Parsed = (Option<MessageType>, SetOfVec<Attribute>, Vec<u8>);
@@ -1334,9 +1358,11 @@ mod tests {
                 &ra_id,
             )
             .unwrap();
-            let (status, certs) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+            let (status, certs, rep_cipher) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
             assert!(matches!(status, Status::Success(_)));
             assert_eq!(certs, vec![dev.to_der().unwrap()]);
+            // The reply is encrypted the way the request was (RFC 8894 3.3.2).
+            assert_eq!(rep_cipher, Some(cipher));
             let rep = cert_rep(
                 &msg.header,
                 &Status::Failure(FailInfo::BadRequest),
@@ -1344,8 +1370,9 @@ mod tests {
                 &ra_id,
             )
             .unwrap();
-            let (status, _) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+            let (status, _, rep_cipher) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
             assert_eq!(status, Status::Failure(FailInfo::BadRequest));
+            assert_eq!(rep_cipher, None);
         }
     }
 
@@ -1513,9 +1540,10 @@ mod tests {
             attr(RECIPIENT_NONCE, octets(&nonce).unwrap()).unwrap(),
         ];
         let rep = signed(content, attrs, &ra, &ra_key).unwrap();
-        let (status, certs) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
+        let (status, certs, cipher) = read_cert_rep(&rep, &dev_key, &nonce).unwrap();
         assert!(matches!(status, Status::Success(_)));
         assert_eq!(certs, vec![dev_der]);
+        assert_eq!(cipher, Some(ContentCipher::DesCbc));
     }
 
     #[test]

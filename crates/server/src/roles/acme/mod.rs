@@ -172,6 +172,8 @@ pub(crate) fn router(rc: &RoleConfig) -> Router<Arc<AppState>> {
         .route("/acme/cert/{serial}", post(certificate))
         .route("/acme/revoke-cert", post(revoke))
         .route("/acme/key-change", post(key_change))
+        // After the routes: it applies to those registered before it.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(axum::middleware::from_fn(with_nonce))
         .layer(Extension(acme))
@@ -200,7 +202,14 @@ async fn with_nonce(
 /// The problem document for `p`.
 fn problem(p: Problem) -> Response {
     let status = StatusCode::from_u16(p.kind.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut resp = (status, Json(p.document())).into_response();
+    problem_with_status(p, status)
+}
+
+/// The problem document for `p` under an HTTP status other than its type's own.
+fn problem_with_status(p: Problem, status: StatusCode) -> Response {
+    let mut doc = p.document();
+    doc["status"] = json!(status.as_u16());
+    let mut resp = (status, Json(doc)).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
@@ -237,6 +246,28 @@ fn base_of(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
 
 async fn not_found() -> Response {
     problem(Problem::malformed("url: no such ACME resource"))
+}
+
+/// The methods the resources in [`router`] answer: the directory and new-nonce are read with
+/// GET (and HEAD); everything else is POST, including POST-as-GET (RFC 8555 §6.3).
+fn allowed_methods(path: &str) -> &'static str {
+    match path {
+        "/acme/directory" | "/acme/new-nonce" => "GET, HEAD",
+        _ => "POST",
+    }
+}
+
+/// A wrong method on an existing resource: 405 as a problem document, since RFC 8555 §6.7
+/// wants every error as one (axum adds the `Allow` header).
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let allowed = allowed_methods(path);
+    problem_with_status(
+        Problem::malformed(format!(
+            "method {method} is not allowed on {path}; allowed: {allowed}"
+        )),
+        StatusCode::METHOD_NOT_ALLOWED,
+    )
 }
 
 async fn directory(
