@@ -131,3 +131,71 @@ pub fn run(data: &[u8]) -> Reached {
     };
     reached
 }
+
+/// For the `scep_envelope_content` target: mutations of a signed pkiMessage almost never get
+/// past its signature, so that target fuzzes what is inside the envelope instead. `data`'s
+/// first byte picks the message type and content cipher, the rest is the inner content (a
+/// PKCS#10 request, IssuerAndSubject or IssuerAndSerialNumber); it is encrypted to the fuzzing
+/// RA and signed like a client would (`scep::client::request`), then run as above.
+pub fn run_content(data: &[u8]) -> Reached {
+    let Some((&selector, inner)) = data.split_first() else {
+        return Reached::default();
+    };
+    match wrap(selector, inner) {
+        Some(msg) => run(&msg),
+        None => Reached::default(),
+    }
+}
+
+const TYPES: [MessageType; 5] = [
+    MessageType::PkcsReq,
+    MessageType::RenewalReq,
+    MessageType::CertPoll,
+    MessageType::GetCert,
+    MessageType::GetCrl,
+];
+const CIPHERS: [ContentCipher; 5] = [
+    ContentCipher::Aes128Cbc,
+    ContentCipher::Aes192Cbc,
+    ContentCipher::Aes256Cbc,
+    ContentCipher::DesEde3Cbc,
+    ContentCipher::DesCbc,
+];
+
+/// The selector byte for a message type and cipher (for seeds).
+pub fn selector(message_type: MessageType, cipher: ContentCipher) -> Option<u8> {
+    let t = TYPES.iter().position(|t| *t == message_type)?;
+    let c = CIPHERS.iter().position(|c| *c == cipher)?;
+    u8::try_from(t * CIPHERS.len() + c).ok()
+}
+
+/// The client's key and self-signed certificate: its key is the one a PKCSReq's CSR must
+/// carry, so seeds sign their CSR with it.
+pub fn client() -> &'static FuzzRa {
+    static CLIENT: OnceLock<FuzzRa> = OnceLock::new();
+    CLIENT.get_or_init(|| {
+        let key = PrivateKey::from_pem(CLIENT_KEY_PEM, None).expect("fuzz/ra client key");
+        let subject = fleetpki_x509::name::build(&[("CN", "fuzz-seed.example")]).expect("name");
+        let cert = scep::client::self_signed(&key, &subject).expect("client certificate");
+        FuzzRa { key, cert }
+    })
+}
+
+const CLIENT_KEY_PEM: &str = include_str!("../ra/fuzzing-only-client-key.pem");
+
+fn wrap(selector: u8, inner: &[u8]) -> Option<Vec<u8>> {
+    let i = usize::from(selector) % (TYPES.len() * CIPHERS.len());
+    let (message_type, cipher) = (TYPES[i / CIPHERS.len()], CIPHERS[i % CIPHERS.len()]);
+    let client = client();
+    scep::client::request(
+        message_type,
+        "fuzz",
+        &[0u8; 16],
+        inner,
+        &client.cert,
+        &client.key,
+        &ra().cert,
+        cipher,
+    )
+    .ok()
+}

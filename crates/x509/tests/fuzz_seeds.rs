@@ -2,8 +2,9 @@
 //! targets run (fuzz/exercise/, included here), so a target that stops compiling against the
 //! crate, or a seed that stops reaching past decryption, fails the ordinary test run.
 //!
-//! `regenerate_scep_seeds` (ignored) rebuilds fuzz/seeds/scep_pki_message/ against the
-//! committed fuzzing-only RA (fuzz/ra/): see fuzz/README.md.
+//! `regenerate_scep_seeds` (ignored) rebuilds fuzz/seeds/scep_pki_message/ and
+//! fuzz/seeds/scep_envelope_content/ against the committed fuzzing-only RA (fuzz/ra/): see
+//! fuzz/README.md.
 
 #[path = "../../../fuzz/exercise/est_csr_body.rs"]
 mod est_target;
@@ -11,9 +12,8 @@ mod est_target;
 mod scep_target;
 
 use der::Encode;
-use fleetpki_x509::key::{KeyType, PrivateKey};
+use fleetpki_x509::csr;
 use fleetpki_x509::scep::{self, ContentCipher, MessageType};
-use fleetpki_x509::{csr, name};
 use std::path::PathBuf;
 
 fn seeds(target: &str) -> PathBuf {
@@ -95,6 +95,75 @@ fn scep_seeds_reach_the_cert_rep() {
     }
 }
 
+/// The `scep_envelope_content` seeds: a selector byte, then the inner content.
+const CONTENT_SEEDS: &[(&str, MessageType, ContentCipher)] = &[
+    (
+        "pkcsreq-aes128.bin",
+        MessageType::PkcsReq,
+        ContentCipher::Aes128Cbc,
+    ),
+    (
+        "renewalreq-aes192.bin",
+        MessageType::RenewalReq,
+        ContentCipher::Aes192Cbc,
+    ),
+    (
+        "pkcsreq-des.bin",
+        MessageType::PkcsReq,
+        ContentCipher::DesCbc,
+    ),
+    (
+        "certpoll-3des.bin",
+        MessageType::CertPoll,
+        ContentCipher::DesEde3Cbc,
+    ),
+    (
+        "getcrl-aes256.bin",
+        MessageType::GetCrl,
+        ContentCipher::Aes256Cbc,
+    ),
+];
+
+#[test]
+fn scep_content_seeds_reach_the_cert_rep() {
+    let files = seed_files("scep_envelope_content");
+    for (name, mt, cipher) in CONTENT_SEEDS {
+        let (_, data) = files
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("seed {name} is missing (regenerate_scep_seeds)"));
+        assert_eq!(
+            scep_target::run_content(data),
+            scep_target::Reached {
+                message_type: Some(*mt),
+                cipher: Some(*cipher),
+                inner: true,
+                reply: true,
+            },
+            "{name}"
+        );
+        // The same content under another message type does not parse as its inner content.
+        let mut other = data.clone();
+        other[0] = scep_target::selector(
+            if matches!(mt, MessageType::CertPoll) {
+                MessageType::PkcsReq
+            } else {
+                MessageType::CertPoll
+            },
+            *cipher,
+        )
+        .expect("selector");
+        let got = scep_target::run_content(&other);
+        assert!(
+            got.cipher.is_some() && !got.inner && got.reply,
+            "{name}: {got:?}"
+        );
+    }
+    for (_, data) in &files {
+        scep_target::run_content(data);
+    }
+}
+
 #[test]
 fn scep_target_refuses_noise_and_a_truncated_seed() {
     let none = scep_target::Reached::default();
@@ -118,15 +187,16 @@ fn est_seeds_parse() {
     assert!(!est_target::run(b"not base64 at all!"));
 }
 
-/// Rebuilds fuzz/seeds/scep_pki_message/ (random keys, nonces and content keys each time):
+/// Rebuilds fuzz/seeds/scep_pki_message/ and fuzz/seeds/scep_envelope_content/ (random
+/// nonces, content keys and signer serial each time):
 /// `cargo test -p fleetpki-x509 --test fuzz_seeds -- --ignored regenerate_scep_seeds`.
 #[test]
-#[ignore = "writes fuzz/seeds/scep_pki_message/; run by hand"]
+#[ignore = "writes fuzz/seeds/scep_*/; run by hand"]
 fn regenerate_scep_seeds() {
     let ra = scep_target::ra();
-    let key = PrivateKey::generate(KeyType::Rsa2048).expect("key");
-    let subject = name::build(&[("CN", "fuzz-seed.example")]).expect("name");
-    let signer = scep::client::self_signed(&key, &subject).expect("self-signed");
+    let client = scep_target::client();
+    let (key, signer) = (&client.key, &client.cert);
+    let subject = signer.tbs_certificate().subject().clone();
     let request = csr::create_with_challenge(
         &subject,
         &[],
@@ -159,8 +229,8 @@ fn regenerate_scep_seeds() {
             &format!("fuzz-seed-{i}"),
             &[i as u8; 16],
             inner,
-            &signer,
-            &key,
+            signer,
+            key,
             &ra.cert,
             *cipher,
         )
@@ -168,5 +238,18 @@ fn regenerate_scep_seeds() {
         // Only a seed that gets all the way through is worth keeping.
         assert!(scep_target::run(&der).reply, "{file}");
         std::fs::write(dir.join(file), der).expect("write seed");
+    }
+    let dir = seeds("scep_envelope_content");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    for (file, mt, cipher) in CONTENT_SEEDS {
+        let inner = match mt {
+            MessageType::PkcsReq | MessageType::RenewalReq => &request,
+            MessageType::CertPoll => &poll,
+            _ => &get_cert,
+        };
+        let mut data = vec![scep_target::selector(*mt, *cipher).expect("selector")];
+        data.extend_from_slice(inner);
+        assert!(scep_target::run_content(&data).inner, "{file}");
+        std::fs::write(dir.join(file), data).expect("write seed");
     }
 }
