@@ -1333,3 +1333,61 @@ fn config_errors_name_the_key() {
         assert!(err.contains(key), "{extra}: {err}");
     }
 }
+
+/// POSTs `payload` to `url` in a JWS carrying `key` itself as `jwk` (not an account's kid).
+fn post_with_jwk(c: &Client, key: &EcdsaKeyPair, url: &str, payload: &Value) -> Resp {
+    let protected = json!({"alg": "ES256", "nonce": c.nonce(), "url": url, "jwk": jwk_of(key)});
+    let jws = sign(key, &protected, &b64(payload.to_string().as_bytes()));
+    c.raw(url, jws.to_string().as_bytes())
+}
+
+/// revokeCert signed with the certificate's own key (RFC 8555 §7.6), not the account's: only
+/// that key, or the ordering account, may revoke; another account or an unrelated key is
+/// refused as unauthorized and revokes nothing.
+#[test]
+fn revocation_by_the_certificates_own_key() {
+    let site = acme_site();
+    let responder = Responder::start();
+    let (server, _) = start(&site, responder.port, "");
+    let mut c = Client::new(&site, &server);
+    c.new_account(None).expect(201);
+    let leaf = c.issue(&site, &responder, &["rk.fleet.test"]);
+    let serial = serial_of_pem(&leaf);
+    let revoke_url = c.url("revokeCert");
+    let payload = json!({"certificate": b64(&pem_der(&leaf)), "reason": 1});
+    let not_revoked = |why: &str| {
+        let shown = site.json(&["cert", "show", &serial]);
+        assert!(shown["revocation"].is_null(), "{why}: {shown}");
+    };
+
+    // A key that is neither the account's nor the certificate's.
+    let stranger = p256();
+    let detail = post_with_jwk(&c, &stranger, &revoke_url, &payload).problem("unauthorized");
+    assert!(detail.contains("key of the certificate"), "{detail}");
+    not_revoked("an unrelated key");
+    // Another account, by its kid: it did not order the certificate.
+    let mut other = Client::new(&site, &server);
+    other.new_account(None).expect(201);
+    let detail = other
+        .post(&revoke_url, Some(&payload))
+        .problem("unauthorized");
+    assert!(detail.contains("not issued to this account"), "{detail}");
+    not_revoked("another account");
+
+    // The certificate's key: the P-256 key `csr_der` made with openssl for the CSR.
+    let key_pem = site.path("csr").join("rk.fleet.test.key");
+    let o = Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(&key_pem)
+        .output()
+        .expect("openssl pkcs8");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cert_key =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &o.stdout).expect("pkcs8");
+    post_with_jwk(&c, &cert_key, &revoke_url, &payload).expect(200);
+    let shown = site.json(&["cert", "show", &serial]);
+    assert_eq!(shown["revocation"]["reason"], "keyCompromise", "{shown}");
+    // Once is enough.
+    post_with_jwk(&c, &cert_key, &revoke_url, &payload).problem("alreadyRevoked");
+    server.stop();
+}
