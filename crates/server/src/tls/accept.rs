@@ -1,7 +1,7 @@
 //! The HTTPS accept loop: TLS handshake (with a deadline), then HTTP/1.1 or HTTP/2 on the
 //! connection, each request carrying the peer's address and verified client certificate.
 
-use super::verifier::is_self_signed_identity;
+use super::verifier::self_signed_identity;
 use crate::AppState;
 use axum::Router;
 use axum::extract::ConnectInfo;
@@ -53,13 +53,17 @@ impl Peer {
         let cert = conn.peer_certificates().and_then(|chain| {
             let (leaf, intermediates) = chain.split_first()?;
             let der = leaf.as_ref().to_vec();
-            let window = fleetpki_x509::cert::parse("client certificate", &der)
+            // Parsed once for both: whether it is a registration identity, and its validity.
+            let parsed = fleetpki_x509::cert::parse("client certificate", &der)
                 .ok()
-                .and_then(|c| fleetpki_x509::cert::info(&c).ok())
-                .map(|i| (i.not_before, i.not_after));
+                .and_then(|c| fleetpki_x509::cert::info(&c).ok().map(|i| (c, i)));
+            let self_signed = parsed
+                .as_ref()
+                .is_some_and(|(c, i)| self_signed_identity(c, i));
+            let window = parsed.as_ref().map(|(_, i)| (i.not_before, i.not_after));
             Some(Arc::new(ClientCert {
                 sha256: fleetpki_x509::cert::fingerprint(&der),
-                self_signed: is_self_signed_identity(&der),
+                self_signed,
                 intermediates: intermediates.iter().map(|c| c.as_ref().to_vec()).collect(),
                 generation,
                 window,

@@ -303,7 +303,12 @@ pub(crate) fn is_self_signed_identity(der: &[u8]) -> bool {
     let Ok(info) = cert::info(&c) else {
         return false;
     };
-    !info.is_ca && info.subject == info.issuer && cert::verify_signed_by(&c, &c).is_ok()
+    self_signed_identity(&c, &info)
+}
+
+/// [`is_self_signed_identity`] of a certificate already parsed.
+pub(crate) fn self_signed_identity(c: &x509_cert::Certificate, info: &cert::CertInfo) -> bool {
+    !info.is_ca && info.subject == info.issuer && cert::verify_signed_by(c, c).is_ok()
 }
 
 fn require_client_auth_eku(der: &[u8]) -> Result<(), Error> {
