@@ -120,6 +120,9 @@ pub struct Agent {
     pub config: AgentConfig,
     pub pins: Pins,
     pub store: AgentStore,
+    /// The directory's maintenance lock, when opened with [`Agent::open_exclusive`]; held
+    /// for the agent's lifetime.
+    _lock: Option<files::DirLock>,
 }
 
 /// Which certificate the agent presents to the management point.
@@ -129,6 +132,8 @@ enum Presenting {
 }
 
 impl Agent {
+    /// Opens the agent to read it (status, list, select, export): no lock, so it works while
+    /// the agent's own process runs.
     pub fn open(dir: &Path) -> Result<Self, AgentError> {
         let config = AgentConfig::load(dir)?;
         let pins = trust::load_pins(dir, &config)?;
@@ -138,6 +143,18 @@ impl Agent {
             config,
             pins,
             store,
+            _lock: None,
+        })
+    }
+
+    /// Opens the agent to maintain it (cycles, imports): takes the directory's lock first, so
+    /// a second process (a `run --once` beside the daemon) is refused rather than enrolling
+    /// twice and overwriting the first's state.
+    pub fn open_exclusive(dir: &Path) -> Result<Self, AgentError> {
+        let lock = files::lock_dir(dir)?;
+        Ok(Self {
+            _lock: Some(lock),
+            ..Self::open(dir)?
         })
     }
 

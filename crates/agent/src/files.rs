@@ -17,6 +17,12 @@ pub enum FileError {
     },
     #[error("{path}: {rule}")]
     Invalid { path: String, rule: String },
+    /// Another process holds the agent directory's maintenance lock.
+    #[error(
+        "{path}: another fleetpki agent process{} is maintaining this agent; stop it (or let it finish) and try again",
+        holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Locked { path: String, holder: Option<u32> },
 }
 
 pub(crate) fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
@@ -51,6 +57,48 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<(), File
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// The file whose lock says one process maintains an agent directory.
+pub const LOCK_FILE: &str = "agent.lock";
+
+/// The agent directory's maintenance lock, held while it lives. Two processes renewing,
+/// importing or writing state in one directory at once would both enroll and overwrite each
+/// other's state; readers (status, list, select, export) never take it. An advisory `flock`:
+/// the kernel drops it when the holder exits, even when killed, so it never goes stale.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+/// Takes the maintenance lock of `dir` without waiting; the holder's pid goes into the file
+/// so a refused process can say who holds it.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, FileError> {
+    let path = dir.join(LOCK_FILE);
+    let mut opts = OpenOptions::new();
+    // Not truncated before the lock is ours: the holder's pid must stay readable.
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    opts.mode(0o644);
+    let mut file = opts.open(&path).map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| t.trim().parse().ok());
+            return Err(FileError::Locked {
+                path: path.display().to_string(),
+                holder,
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io(&path)(e)),
+    }
+    // The pid is only for the message above: failing to write it does not matter.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()));
+    Ok(DirLock { _file: file })
+}
+
 /// Appends one line and syncs it (the maintenance log: each decision survives a crash).
 pub fn append_line(path: &Path, line: &str) -> Result<(), FileError> {
     let mut f = OpenOptions::new()
@@ -66,6 +114,22 @@ pub fn append_line(path: &Path, line: &str) -> Result<(), FileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_lock_on_one_directory_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path()).unwrap();
+        // flock locks belong to open file descriptions: a second open conflicts even within
+        // one process, as a second agent process would.
+        match lock_dir(dir.path()) {
+            Err(FileError::Locked { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
+            other => panic!("second lock: {other:?}"),
+        }
+        let msg = lock_dir(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("agent.lock") && msg.contains("pid"), "{msg}");
+        drop(held);
+        lock_dir(dir.path()).expect("free again once the holder is gone");
+    }
 
     #[test]
     fn atomic_write_replaces_whole_and_private_is_0600() {

@@ -610,6 +610,57 @@ fn killed_mid_renewal_the_store_stays_consistent() {
     drop(server);
 }
 
+/// One process maintains an agent at a time: while `agent run` (the daemon) holds the
+/// directory, a second `run --once` and an `import` are refused naming the holder's pid and
+/// change nothing; readers still work; once the daemon stops, maintenance works again.
+#[test]
+fn a_second_agent_process_on_one_directory_is_refused() {
+    use std::io::BufRead;
+    let (site, server) = site();
+    let pc1 = Agent::install(&site, &server, "PC1", &[]);
+    let mut daemon = bin()
+        .env("FLEETPKI_DIR", pc1.dir.path())
+        .env_remove("RUST_LOG")
+        .args(["agent", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent daemon");
+    // The daemon prints `next cycle at` after its first cycle: it holds the lock by then.
+    let stdout = std::io::BufReader::new(daemon.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    for line in stdout.lines() {
+        let line = line.expect("line");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("next cycle at") {
+            break;
+        }
+    }
+    assert!(seen.contains("action=enroll"), "{seen}");
+    let before = pc1.personal();
+    let pid = daemon.id().to_string();
+    for args in [
+        &["agent", "run", "--once"][..],
+        &["agent", "import", s(&site.path("ca/root.pem"))],
+    ] {
+        let out = pc1.run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} ran beside the daemon");
+        assert!(
+            err.contains("another fleetpki agent process") && err.contains(&pid),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(pc1.personal().len(), before.len());
+    assert!(pc1.ok(&["agent", "status"]).contains("PC1"));
+    pc1.ok(&["agent", "select"]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(pc1.cycle(None).contains("action=keep"));
+    drop(server);
+}
+
 /// The README's first command: the demo site, its roles, and a demo agent that registers,
 /// verifies its policy, autoenrolls and explains its selection, then serves until stopped.
 #[test]

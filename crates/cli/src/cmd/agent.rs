@@ -116,8 +116,15 @@ fn password(file: Option<&Path>) -> Result<Zeroizing<String>> {
     Ok(p)
 }
 
+/// The agent, to read.
 fn open(ctx: &Ctx) -> Result<Agent> {
     Agent::open(&ctx.dir).with_context(|| format!("no usable agent in {}", ctx.dir.display()))
+}
+
+/// The agent, to change: its directory's lock held, so a second agent process is refused.
+fn open_exclusive(ctx: &Ctx) -> Result<Agent> {
+    Agent::open_exclusive(&ctx.dir)
+        .with_context(|| format!("cannot maintain the agent in {}", ctx.dir.display()))
 }
 
 pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
@@ -242,7 +249,7 @@ pub async fn run(ctx: &Ctx, c: AgentCmd) -> Result<i32> {
             password_file,
             exportable,
         } => {
-            let agent = open(ctx)?;
+            let agent = open_exclusive(ctx)?;
             let pw = password(password_file.as_deref())?;
             let meta = CertMeta {
                 export_allowed: exportable,
@@ -281,7 +288,7 @@ fn parse_time(text: &str) -> Result<i64> {
 }
 
 async fn run_agent(ctx: &Ctx, once: bool, as_of: Option<i64>) -> Result<i32> {
-    let agent = open(ctx)?;
+    let agent = open_exclusive(ctx)?;
     let mut rng = rand::rng();
     // Local failures (a full disk, an unreadable store) do not stop the daemon: they are
     // logged and retried with the same capped backoff as an unreachable site.

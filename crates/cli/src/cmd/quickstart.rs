@@ -243,7 +243,7 @@ async fn demo_agent(site: &Site, mp: &str, fsp: &str, client_dir: &Path) -> Resu
         fleetpki_model::now(),
     )
     .await?;
-    let agent = Agent::open(&dir)?;
+    let agent = Agent::open_exclusive(&dir)?;
     let show = |r: &fleetpki_agent::engine::CycleReport| {
         for d in &r.decisions {
             println!("  {}", d.log_line());

@@ -557,6 +557,8 @@ async fn drive(
                 let _permit = limit.acquire_owned().await;
                 let d = opts.dir.clone();
                 install(opts, t0).await?;
+                // No lock: these directories are this process's own, and thousands of
+                // held lock files would only spend descriptors.
                 Ok::<_, anyhow::Error>((i, Arc::new(Agent::open(&d)?)))
             },
             rt,
