@@ -412,10 +412,12 @@ impl Api {
 /// The TLS error with a hint for the usual causes.
 fn tls_reason(e: &std::io::Error) -> String {
     let text = e.to_string();
-    if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+    if text.contains("UnknownIssuer") {
         format!(
             "{text} (the server's certificate is not trusted: is --ca-file the root that issued it?)"
         )
+    } else if text.contains("not valid for name") {
+        format!("{text} (name the server in --server as its certificate does)")
     } else {
         text
     }
