@@ -218,6 +218,11 @@ async fn run(cli: Cli) -> Result<i32> {
         ca_file: cli.ca_file,
         dir: cli.dir.clone(),
     });
+    if remote.is_some() && cli.passphrase_file.is_some() {
+        anyhow::bail!(
+            "--passphrase-file: not with --server; the server unlocks the site's keys itself"
+        );
+    }
     let ctx = cmd::Ctx {
         dir: cli.dir,
         passphrase_file: cli.passphrase_file,

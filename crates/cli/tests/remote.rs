@@ -259,25 +259,37 @@ fn commands_over_the_api_match_local() {
         out.starts_with("created template `Intranet Web` v"),
         "{out}"
     );
-    // `--subject supply` given with the suffixes: applied in the CLI's order, as locally.
-    let out = r.ok(
-        "tmpl",
-        &[
+    // The edits apply in the CLI's field order, not the JSON map's: `--subject directory`
+    // before `--permitted-dns-suffixes` (which implies supply) ends as locally.
+    site.ok(&["template", "duplicate", "Web Server", "Local Web"]);
+    let set = |name: &'static str| {
+        vec![
             "template",
             "set",
-            "Intranet Web",
+            name,
             "--permitted-dns-suffixes",
             "fleet.test",
             "--subject",
-            "supply",
+            "directory",
             "--validity",
             "90d",
-        ],
+        ]
+    };
+    assert_eq!(
+        r.ok("tmpl", &set("Intranet Web")),
+        "template `Intranet Web` is now v1.1\n"
     );
-    assert_eq!(out, "template `Intranet Web` is now v1.1\n");
-    let t = site.json(&["template", "show", "Intranet Web"]);
-    assert_eq!(t["validity"], 90 * 86_400, "{t}");
-    assert!(t.to_string().contains("fleet.test"), "{t}");
+    site.ok(&set("Local Web"));
+    let (remote_t, local_t) = (
+        site.json(&["template", "show", "Intranet Web"]),
+        site.json(&["template", "show", "Local Web"]),
+    );
+    assert_eq!(remote_t["validity"], 90 * 86_400, "{remote_t}");
+    assert_eq!(remote_t["subject"], local_t["subject"]);
+    assert!(
+        remote_t["subject"].to_string().contains("fleet.test"),
+        "{remote_t}"
+    );
     assert_eq!(
         r.ok(
             "tmpl",
@@ -673,8 +685,26 @@ fn refusals_are_clear_and_change_nothing() {
     ]);
     assert!(e.contains(&format!("{url}: TLS handshake failed: ")), "{e}");
     assert!(e.contains("--ca-file"), "{e}");
-    // No --ca-file and no site root in --dir.
+    // Nothing is read from --dir but the default root: from an empty directory, with
+    // --ca-file, the listing is the site's.
     let empty = tempfile::tempdir().expect("tempdir");
+    let o = bin()
+        .env("FLEETPKI_DIR", empty.path())
+        .args(["--server", url, "--api-token-file", s(&file)])
+        .args([
+            "--ca-file",
+            s(&site.path("ca/root.pem")),
+            "template",
+            "list",
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        site.ok(&["template", "list"])
+    );
+    // No --ca-file and no site root in --dir.
     let o = bin()
         .env("FLEETPKI_DIR", empty.path())
         .args([
@@ -821,6 +851,18 @@ fn local_only_commands_refuse_server() {
             .is_none(),
         "a refused command wrote to the site directory"
     );
+    let e = refused(
+        site.run(&[
+            "--server",
+            server,
+            "--passphrase-file",
+            "pw",
+            "template",
+            "list",
+        ]),
+        &["--passphrase-file"],
+    );
+    assert!(e.contains("--passphrase-file: not with --server"), "{e}");
     // Credentials without a server are a usage error.
     let o = site.run(&["--api-token-file", "x", "template", "list"]);
     assert_eq!(o.status.code(), Some(2), "{o:?}");
