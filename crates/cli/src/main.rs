@@ -2,6 +2,7 @@
 
 mod cmd;
 mod output;
+mod remote;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -27,6 +28,24 @@ struct Cli {
     /// collectors. The level comes from RUST_LOG (default: info for fleetpki, warn for the rest).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// A running server's api role (https://HOST:PORT): administrative commands go to its
+    /// admin API instead of opening the site's database.
+    #[arg(long, global = true, env = "FLEETPKI_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// With --server: a file holding the admin API token NAME:SECRET (`fleetpki api-token
+    /// new`); else the FLEETPKI_API_TOKEN variable holds it.
+    #[arg(long, global = true, requires = "server", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    /// With --server: an admin client certificate (PEM, leaf first) for mutual TLS.
+    #[arg(long, global = true, requires_all = ["server", "client_key"], value_name = "FILE")]
+    client_cert: Option<PathBuf>,
+    /// With --server: the key of --client-cert (unencrypted PEM).
+    #[arg(long, global = true, requires_all = ["server", "client_cert"], value_name = "FILE")]
+    client_key: Option<PathBuf>,
+    /// With --server: the PEM root(s) that issued the server's TLS certificate (default: the
+    /// site root in --dir, ca/root.pem).
+    #[arg(long, global = true, requires = "server", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -166,12 +185,52 @@ fn main() {
     }
 }
 
+/// The commands the admin API has no endpoint for, and why.
+fn local_only(c: &Command) -> Option<(&'static str, &'static str)> {
+    Some(match c {
+        Command::Init(_) => ("init", "it creates a site's files, keys and database"),
+        Command::Quickstart(_) => (
+            "quickstart",
+            "it creates and serves a demo site in a local directory",
+        ),
+        Command::Serve(_) => ("serve", "it is the server, on the site's own database"),
+        Command::Check(_) => ("check", "it checks a local file and needs no site"),
+        Command::ApiToken(_) => (
+            "api-token",
+            "API tokens live in the server's serve config, which only its operator edits",
+        ),
+        Command::Agent(_) => (
+            "agent",
+            "the agent talks to the management point with its own identity, not to the admin API",
+        ),
+        Command::Simulate(_) => ("simulate", "it serves its own site on loopback"),
+        _ => return None,
+    })
+}
+
 /// Runs the command; the exit code is 0 unless the command defines its own (`check`).
 async fn run(cli: Cli) -> Result<i32> {
+    let remote = cli.server.map(|server| remote::Options {
+        server,
+        api_token_file: cli.api_token_file,
+        client_cert: cli.client_cert,
+        client_key: cli.client_key,
+        ca_file: cli.ca_file,
+        dir: cli.dir.clone(),
+    });
+    if remote.is_some() && cli.passphrase_file.is_some() {
+        anyhow::bail!(
+            "--passphrase-file: not with --server; the server unlocks the site's keys itself"
+        );
+    }
     let ctx = cmd::Ctx {
         dir: cli.dir,
         passphrase_file: cli.passphrase_file,
+        remote,
     };
+    if let Some((command, why)) = local_only(&cli.command) {
+        ctx.local_only(command, why)?;
+    }
     let done = match cli.command {
         Command::Check(a) => return cmd::check::run(a),
         Command::Init(a) => cmd::init::run(&ctx, a).await,

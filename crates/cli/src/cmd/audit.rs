@@ -1,10 +1,13 @@
 //! `fleetpki audit`: list and verify the hash-chained log.
 
-use super::Ctx;
+use super::{Backend, Ctx};
+use crate::remote::query;
 use crate::{ListOpts, output};
 use anyhow::Result;
 use clap::Subcommand;
+use fleetpki_model::audit::AuditEntry;
 use fleetpki_model::fmt_time;
+use serde::Deserialize;
 
 #[derive(Subcommand)]
 pub enum AuditCmd {
@@ -23,10 +26,19 @@ pub enum AuditCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: AuditCmd) -> Result<()> {
-    let site = ctx.site().await?;
+    let b = ctx.backend().await?;
     match c {
         AuditCmd::List { after, limit, opts } => {
-            let entries = site.audit_list(after, limit).await?;
+            let entries: Vec<AuditEntry> = match &b {
+                Backend::Local { site, .. } => site.audit_list(after, limit).await?,
+                Backend::Remote(api) => {
+                    let q = query(&[
+                        ("after", Some(after.to_string())),
+                        ("limit", Some(limit.to_string())),
+                    ]);
+                    api.get(&format!("/api/v1/audit{q}")).await?
+                }
+            };
             if opts.json {
                 return output::json(&entries);
             }
@@ -53,15 +65,33 @@ pub async fn run(ctx: &Ctx, c: AuditCmd) -> Result<()> {
             );
         }
         AuditCmd::Verify => {
-            let report = site.audit_verify().await?;
-            match report.result {
-                Ok(()) => println!(
-                    "audit log intact: {} entries, hash chain verified",
-                    report.entries
-                ),
-                Err(b) => anyhow::bail!("audit: the log has been tampered with: {b}"),
+            let (entries, broken) = match &b {
+                Backend::Local { site, .. } => {
+                    let report = site.audit_verify().await?;
+                    (report.entries, report.result.err().map(|b| b.to_string()))
+                }
+                Backend::Remote(api) => {
+                    let v: Verified = api.get("/api/v1/audit/verify").await?;
+                    match (v.intact, v.r#break) {
+                        (true, _) => (v.entries, None),
+                        (false, Some(b)) => (v.entries, Some(b)),
+                        (false, None) => (v.entries, Some("(the server gave no detail)".into())),
+                    }
+                }
+            };
+            match broken {
+                None => println!("audit log intact: {entries} entries, hash chain verified"),
+                Some(b) => anyhow::bail!("audit: the log has been tampered with: {b}"),
             }
         }
     }
     Ok(())
+}
+
+/// The answer of `GET /api/v1/audit/verify`.
+#[derive(Deserialize)]
+struct Verified {
+    intact: bool,
+    entries: usize,
+    r#break: Option<String>,
 }

@@ -1,13 +1,18 @@
 //! `fleetpki cert`: inventory and revocation.
 
-use super::{Ctx, actor};
+use super::{Backend, Ctx};
+use crate::remote::{ApiCert, query, seg};
 use crate::{ListOpts, output};
 use anyhow::Result;
 use clap::Subcommand;
 use fleetpki_model::duration::parse_duration;
 use fleetpki_model::fmt_time;
+use fleetpki_model::record::Revocation;
 use fleetpki_model::record::{CertFilter, RevocationReason};
+use fleetpki_model::template::Template;
 use fleetpki_x509::pem;
+use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum CertCmd {
@@ -43,7 +48,7 @@ pub enum CertCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
-    let site = ctx.site().await?;
+    let b = ctx.backend().await?;
     match c {
         CertCmd::List {
             template,
@@ -55,19 +60,43 @@ pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
             let expiring_before = expiring_within
                 .map(|d| parse_duration("--expiring-within", &d).map(|s| fleetpki_model::now() + s))
                 .transpose()?;
-            let template = match template {
-                Some(t) => Some(site.find_template(&t).await?.name),
-                None => None,
+            let certs = match &b {
+                Backend::Local { site, .. } => {
+                    let template = match template {
+                        Some(t) => Some(site.find_template(&t).await?.name),
+                        None => None,
+                    };
+                    site.certificates(&CertFilter {
+                        template,
+                        principal,
+                        expiring_before,
+                        revoked_only: revoked,
+                        ..CertFilter::default()
+                    })
+                    .await?
+                }
+                Backend::Remote(api) => {
+                    // By name or display name, as locally: the inventory filters by name.
+                    let template = match template {
+                        Some(t) => {
+                            let found: Template =
+                                api.get(&format!("/api/v1/templates/{}", seg(&t))).await?;
+                            Some(found.name)
+                        }
+                        None => None,
+                    };
+                    let q = query(&[
+                        ("template", template),
+                        ("principal", principal),
+                        ("expiring_before", expiring_before.map(|t| t.to_string())),
+                        ("revoked", revoked.then(|| "true".to_string())),
+                    ]);
+                    let rows: Vec<ApiCert> = api.get(&format!("/api/v1/certificates{q}")).await?;
+                    rows.into_iter()
+                        .map(|c| c.record(api))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
             };
-            let certs = site
-                .certificates(&CertFilter {
-                    template,
-                    principal,
-                    expiring_before,
-                    revoked_only: revoked,
-                    ..CertFilter::default()
-                })
-                .await?;
             if opts.json {
                 return output::json(&certs);
             }
@@ -104,7 +133,10 @@ pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
             pem: as_pem,
             opts,
         } => {
-            let c = site.certificate(&serial).await?;
+            let c = match &b {
+                Backend::Local { site, .. } => site.certificate(&serial).await?,
+                Backend::Remote(api) => api.certificate(&serial).await?,
+            };
             if opts.json {
                 return output::json(&c);
             }
@@ -141,7 +173,22 @@ pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
         }
         CertCmd::Revoke { serial, reason } => {
             let reason = RevocationReason::parse("--reason", &reason)?;
-            let r = site.revoke(&serial, reason, &actor()).await?;
+            let r = match &b {
+                Backend::Local { site, who } => site.revoke(&serial, reason, who).await?,
+                Backend::Remote(api) => {
+                    let r: Revoked = api
+                        .post(
+                            &format!("/api/v1/certificates/{}/revoke", seg(&serial)),
+                            &json!({ "reason": reason.name() }),
+                        )
+                        .await?;
+                    Revocation {
+                        at: r.revoked_at,
+                        reason: RevocationReason::parse("reason", &r.reason)
+                            .map_err(|e| api.malformed("revocation", e.to_string()))?,
+                    }
+                }
+            };
             println!(
                 "revoked {serial} ({}) at {}; publish a CRL to tell relying parties: fleetpki crl publish",
                 r.reason.name(),
@@ -150,4 +197,11 @@ pub async fn run(ctx: &Ctx, c: CertCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The answer of `POST /api/v1/certificates/{serial}/revoke`.
+#[derive(Deserialize)]
+struct Revoked {
+    revoked_at: i64,
+    reason: String,
 }

@@ -1,11 +1,14 @@
 //! `fleetpki client`: clients registered with the management point; approve or block them.
 
-use super::{Ctx, actor};
+use super::{Backend, Ctx};
+use crate::remote::{query, seg};
 use crate::{ListOpts, output};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use fleetpki_model::fmt_time;
+use fleetpki_model::site::ClientRecord;
 use fleetpki_model::site::ClientStatus;
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum ClientCmd {
@@ -24,7 +27,7 @@ pub enum ClientCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: ClientCmd) -> Result<()> {
-    let site = ctx.site().await?;
+    let b = ctx.backend().await?;
     match c {
         ClientCmd::List { status, opts } => {
             let status = match status.as_deref() {
@@ -34,7 +37,13 @@ pub async fn run(ctx: &Ctx, c: ClientCmd) -> Result<()> {
                     None => bail!("--status: `{s}`: use pending, approved or blocked"),
                 },
             };
-            let clients = site.clients(status).await?;
+            let clients: Vec<ClientRecord> = match &b {
+                Backend::Local { site, .. } => site.clients(status).await?,
+                Backend::Remote(api) => {
+                    let q = query(&[("status", status.map(|s| s.name().to_string()))]);
+                    api.get(&format!("/api/v1/clients{q}")).await?
+                }
+            };
             if opts.json {
                 return output::json(&clients);
             }
@@ -61,17 +70,30 @@ pub async fn run(ctx: &Ctx, c: ClientCmd) -> Result<()> {
             );
         }
         ClientCmd::Approve { name } => {
-            let c = site
-                .client_decide(&name, ClientStatus::Approved, &actor())
-                .await?;
+            let c = decide(&b, &name, ClientStatus::Approved).await?;
             println!("client {} is {}", c.name, c.status.name());
         }
         ClientCmd::Block { name } => {
-            let c = site
-                .client_decide(&name, ClientStatus::Blocked, &actor())
-                .await?;
+            let c = decide(&b, &name, ClientStatus::Blocked).await?;
             println!("client {} is {}", c.name, c.status.name());
         }
     }
     Ok(())
+}
+
+async fn decide(b: &Backend, name: &str, status: ClientStatus) -> Result<ClientRecord> {
+    Ok(match b {
+        Backend::Local { site, who } => site.client_decide(name, status, who).await?,
+        Backend::Remote(api) => {
+            let decision = match status {
+                ClientStatus::Blocked => "block",
+                _ => "approve",
+            };
+            api.post(
+                &format!("/api/v1/clients/{}/{decision}", seg(name)),
+                &json!({}),
+            )
+            .await?
+        }
+    })
 }

@@ -1,11 +1,14 @@
 //! `fleetpki crl`: publish full and delta CRLs.
 
-use super::{Ctx, actor, write_output};
+use super::{Backend, Ctx, write_output};
 use anyhow::Result;
 use clap::Subcommand;
 use fleetpki_ca::keys::KeyRole;
 use fleetpki_model::fmt_time;
+use fleetpki_model::record::CrlRecord;
 use fleetpki_x509::pem;
+use serde::Deserialize;
+use serde_json::json;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -30,7 +33,7 @@ pub enum CrlCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: CrlCmd) -> Result<()> {
-    let site = ctx.site().await?;
+    let b = ctx.backend().await?;
     match c {
         CrlCmd::Publish {
             out,
@@ -47,9 +50,32 @@ pub async fn run(ctx: &Ctx, c: CrlCmd) -> Result<()> {
                     "--issuer: `{other}` is not a CA of this site; expected root or issuing"
                 ),
             };
-            let crl = site
-                .publish_crl(role, delta, next_update.as_deref(), &actor())
-                .await?;
+            let crl = match &b {
+                Backend::Local { site, who } => {
+                    site.publish_crl(role, delta, next_update.as_deref(), who)
+                        .await?
+                }
+                Backend::Remote(api) => {
+                    let body = json!({
+                        "issuer": role.map(KeyRole::name), "delta": delta,
+                        "next_update": next_update,
+                    });
+                    let p: Published = api.post("/api/v1/crl/publish", &body).await?;
+                    let what = format!("CRL #{}", p.number);
+                    let mut der = pem::decode_all(&what, p.crl.as_bytes(), "X509 CRL")
+                        .map_err(|e| api.malformed(&what, e.to_string()))?;
+                    CrlRecord {
+                        der: der
+                            .pop()
+                            .ok_or_else(|| api.malformed(&what, "no CRL in the answer"))?,
+                        issuer: p.issuer,
+                        number: p.number,
+                        base_number: p.base_number,
+                        this_update: p.this_update,
+                        next_update: p.next_update,
+                    }
+                }
+            };
             let bytes = if der {
                 crl.der.clone()
             } else {
@@ -70,4 +96,15 @@ pub async fn run(ctx: &Ctx, c: CrlCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The answer of `POST /api/v1/crl/publish`.
+#[derive(Deserialize)]
+struct Published {
+    issuer: String,
+    number: i64,
+    base_number: Option<i64>,
+    this_update: i64,
+    next_update: i64,
+    crl: String,
 }

@@ -1,11 +1,15 @@
 //! `fleetpki directory`: computers, users, services, groups, membership, import.
 
-use super::{Ctx, actor, read_input};
+use super::{Backend, Ctx, read_input};
+use crate::remote::seg;
 use crate::{ListOpts, output};
 use anyhow::Result;
 use clap::Subcommand;
+use fleetpki_ca::directory::DirectoryFile;
 use fleetpki_ca::directory::parse_import;
 use fleetpki_model::directory::{Principal, PrincipalKind};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -48,8 +52,7 @@ pub enum DirectoryCmd {
 }
 
 pub async fn run(ctx: &Ctx, c: DirectoryCmd) -> Result<()> {
-    let site = ctx.site().await?;
-    let who = actor();
+    let b = ctx.backend().await?;
     let principal = |name: String, kind, dns, email, upn| Principal {
         name,
         kind,
@@ -60,12 +63,8 @@ pub async fn run(ctx: &Ctx, c: DirectoryCmd) -> Result<()> {
     };
     match c {
         DirectoryCmd::AddComputer { name, dns, groups } => {
-            site.directory_add(
-                principal(name.clone(), PrincipalKind::Computer, Some(dns), None, None),
-                &groups,
-                &who,
-            )
-            .await?;
+            let p = principal(name.clone(), PrincipalKind::Computer, Some(dns), None, None);
+            add(&b, p, &groups).await?;
             println!("added computer {name}");
         }
         DirectoryCmd::AddUser {
@@ -74,33 +73,47 @@ pub async fn run(ctx: &Ctx, c: DirectoryCmd) -> Result<()> {
             upn,
             groups,
         } => {
-            site.directory_add(
-                principal(name.clone(), PrincipalKind::User, None, Some(email), upn),
-                &groups,
-                &who,
-            )
-            .await?;
+            let p = principal(name.clone(), PrincipalKind::User, None, Some(email), upn);
+            add(&b, p, &groups).await?;
             println!("added user {name}");
         }
         DirectoryCmd::AddService { name, dns, groups } => {
-            site.directory_add(
-                principal(name.clone(), PrincipalKind::Service, dns, None, None),
-                &groups,
-                &who,
-            )
-            .await?;
+            let p = principal(name.clone(), PrincipalKind::Service, dns, None, None);
+            add(&b, p, &groups).await?;
             println!("added service {name}");
         }
         DirectoryCmd::AddGroup { name } => {
-            site.directory_add_group(&name, &who).await?;
+            match &b {
+                Backend::Local { site, who } => site.directory_add_group(&name, who).await?,
+                Backend::Remote(api) => {
+                    let _: Value = api
+                        .post("/api/v1/directory/groups", &json!({ "name": name }))
+                        .await?;
+                }
+            }
             println!("added group {name}");
         }
         DirectoryCmd::AddMember { group, principal } => {
-            site.directory_add_member(&group, &principal, &who).await?;
+            match &b {
+                Backend::Local { site, who } => {
+                    site.directory_add_member(&group, &principal, who).await?
+                }
+                Backend::Remote(api) => {
+                    let _: Value = api
+                        .post(
+                            &format!("/api/v1/directory/groups/{}/members", seg(&group)),
+                            &json!({ "principal": principal }),
+                        )
+                        .await?;
+                }
+            }
             println!("{principal} is a member of {group}");
         }
         DirectoryCmd::List(opts) => {
-            let d = site.directory_list().await?;
+            let d: DirectoryFile = match &b {
+                Backend::Local { site, .. } => site.directory_list().await?,
+                Backend::Remote(api) => api.get("/api/v1/directory").await?,
+            };
             if opts.json {
                 return output::json(&d);
             }
@@ -131,9 +144,37 @@ pub async fn run(ctx: &Ctx, c: DirectoryCmd) -> Result<()> {
         }
         DirectoryCmd::Import { file } => {
             let name = file.display().to_string();
+            // JSON or CSV is read here either way; the server takes the parsed directory.
             let parsed = parse_import(&name, &read_input("import", &file)?)?;
-            let (groups, principals) = site.directory_import(parsed, &name, &who).await?;
+            let (groups, principals) = match &b {
+                Backend::Local { site, who } => site.directory_import(parsed, &name, who).await?,
+                Backend::Remote(api) => {
+                    let r: Imported = api.post("/api/v1/directory/import", &parsed).await?;
+                    (r.groups_created, r.principals)
+                }
+            };
             println!("imported {principals} principal(s), created {groups} group(s)");
+        }
+    }
+    Ok(())
+}
+
+/// The answer of `POST /api/v1/directory/import`.
+#[derive(Deserialize)]
+struct Imported {
+    groups_created: usize,
+    principals: usize,
+}
+
+async fn add(b: &Backend, p: Principal, groups: &[String]) -> Result<()> {
+    match b {
+        Backend::Local { site, who } => site.directory_add(p, groups, who).await?,
+        Backend::Remote(api) => {
+            let body = json!({
+                "kind": p.kind.name(), "name": p.name, "dns": p.dns, "email": p.email,
+                "upn": p.upn, "groups": groups,
+            });
+            let _: Value = api.post("/api/v1/directory/principals", &body).await?;
         }
     }
     Ok(())

@@ -19,6 +19,7 @@ pub mod status;
 pub mod template;
 pub mod token;
 
+use crate::remote::{self, Api};
 use anyhow::{Context, Result};
 use fleetpki_ca::{Actor, Site};
 use std::path::{Path, PathBuf};
@@ -27,6 +28,14 @@ use zeroize::Zeroizing;
 pub struct Ctx {
     pub dir: PathBuf,
     pub passphrase_file: Option<PathBuf>,
+    /// `--server` and its credentials: commands go to the admin API instead of the database.
+    pub remote: Option<remote::Options>,
+}
+
+/// Where a command does its work: the site opened here, or a running server's admin API.
+pub enum Backend {
+    Local { site: Box<Site>, who: Actor },
+    Remote(Api),
 }
 
 impl Ctx {
@@ -53,6 +62,29 @@ impl Ctx {
 
     pub async fn site(&self) -> Result<Site> {
         Ok(Site::open(&self.dir, self.passphrase()?).await?)
+    }
+
+    /// The admin API with `--server`, else the site in `--dir`.
+    pub async fn backend(&self) -> Result<Backend> {
+        Ok(match &self.remote {
+            Some(o) => Backend::Remote(Api::new(o)?),
+            None => Backend::Local {
+                site: Box::new(self.site().await?),
+                who: actor(),
+            },
+        })
+    }
+
+    /// Refuses `--server` for a command the admin API has no endpoint for: it must never fall
+    /// back to the database here without saying so.
+    pub fn local_only(&self, command: &str, why: &str) -> Result<()> {
+        match &self.remote {
+            Some(o) => anyhow::bail!(
+                "`fleetpki {command}` cannot run against a server (--server {}): {why}; run it without --server (and without FLEETPKI_SERVER) where the site lives",
+                o.server
+            ),
+            None => Ok(()),
+        }
     }
 }
 

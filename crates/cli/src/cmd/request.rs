@@ -1,6 +1,7 @@
 //! `fleetpki request`: submit a CSR, list, approve, deny.
 
-use super::{Ctx, actor, read_input, write_output};
+use super::{Backend, Ctx, read_input, write_output};
+use crate::remote::{ApiRequest, ApiSubmitted, query};
 use crate::{ListOpts, output};
 use anyhow::Result;
 use clap::Subcommand;
@@ -8,6 +9,7 @@ use fleetpki_ca::issuance::Submitted;
 use fleetpki_model::fmt_time;
 use fleetpki_model::record::{CertificateRecord, RequestStatus};
 use fleetpki_x509::pem;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -63,8 +65,7 @@ fn deliver(c: &CertificateRecord, out: Option<&PathBuf>) -> Result<()> {
 }
 
 pub async fn run(ctx: &Ctx, c: RequestCmd) -> Result<()> {
-    let site = ctx.site().await?;
-    let who = actor();
+    let b = ctx.backend().await?;
     match c {
         RequestCmd::Submit {
             template,
@@ -73,15 +74,34 @@ pub async fn run(ctx: &Ctx, c: RequestCmd) -> Result<()> {
             out,
         } => {
             let bytes = read_input("--csr", &csr)?;
-            match site.submit(&template, &principal, &bytes, &who).await? {
-                Submitted::Issued {
-                    request_id,
-                    certificate,
-                } => {
+            let submitted = match &b {
+                Backend::Local { site, who } => {
+                    match site.submit(&template, &principal, &bytes, who).await? {
+                        Submitted::Issued {
+                            request_id,
+                            certificate,
+                        } => Outcome::Issued(request_id, certificate),
+                        Submitted::Pending { request_id } => Outcome::Pending(request_id),
+                    }
+                }
+                Backend::Remote(api) => {
+                    let body = json!({
+                        "template": template, "principal": principal, "csr": csr_pem(&bytes),
+                    });
+                    match api.post("/api/v1/requests", &body).await? {
+                        ApiSubmitted::Issued { request_id, serial } => {
+                            Outcome::Issued(request_id, Box::new(api.certificate(&serial).await?))
+                        }
+                        ApiSubmitted::Pending { request_id } => Outcome::Pending(request_id),
+                    }
+                }
+            };
+            match submitted {
+                Outcome::Issued(request_id, certificate) => {
                     println!("request {request_id}: issued");
                     deliver(&certificate, out.as_ref())?;
                 }
-                Submitted::Pending { request_id } => {
+                Outcome::Pending(request_id) => {
                     println!(
                         "request {request_id}: pending approval by a CA manager (fleetpki request approve {request_id})"
                     );
@@ -89,10 +109,17 @@ pub async fn run(ctx: &Ctx, c: RequestCmd) -> Result<()> {
             }
         }
         RequestCmd::List { pending, opts } => {
-            let reqs = site
-                .store
-                .requests(pending.then_some(RequestStatus::Pending))
-                .await?;
+            let status = pending.then_some(RequestStatus::Pending);
+            let reqs = match &b {
+                Backend::Local { site, .. } => site.store.requests(status).await?,
+                Backend::Remote(api) => {
+                    let q = query(&[("status", status.map(|s| s.name().to_string()))]);
+                    let rows: Vec<ApiRequest> = api.get(&format!("/api/v1/requests{q}")).await?;
+                    rows.into_iter()
+                        .map(|r| r.record(api))
+                        .collect::<Result<Vec<_>, _>>()?
+                }
+            };
             if opts.json {
                 return output::json(&reqs);
             }
@@ -127,13 +154,52 @@ pub async fn run(ctx: &Ctx, c: RequestCmd) -> Result<()> {
             );
         }
         RequestCmd::Approve { id, out } => {
-            let c = site.approve(id, &who).await?;
+            let c = match &b {
+                Backend::Local { site, who } => site.approve(id, who).await?,
+                Backend::Remote(api) => {
+                    match api
+                        .post(&format!("/api/v1/requests/{id}/approve"), &json!({}))
+                        .await?
+                    {
+                        ApiSubmitted::Issued { serial, .. } => api.certificate(&serial).await?,
+                        ApiSubmitted::Pending { .. } => {
+                            return Err(api
+                                .malformed(&format!("request {id}"), "still pending after approval")
+                                .into());
+                        }
+                    }
+                }
+            };
             deliver(&c, out.as_ref())?;
         }
         RequestCmd::Deny { id, reason } => {
-            site.deny(id, &reason, &who).await?;
+            match &b {
+                Backend::Local { site, who } => site.deny(id, &reason, who).await?,
+                Backend::Remote(api) => {
+                    let _: Value = api
+                        .post(
+                            &format!("/api/v1/requests/{id}/deny"),
+                            &json!({ "reason": reason }),
+                        )
+                        .await?;
+                }
+            }
             println!("request {id}: denied");
         }
     }
     Ok(())
+}
+
+/// What a submission came to, from either backend.
+enum Outcome {
+    Issued(i64, Box<CertificateRecord>),
+    Pending(i64),
+}
+
+/// The API takes the CSR as PEM; `--csr` may be DER.
+fn csr_pem(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN") => text.to_string(),
+        _ => pem::encode("CERTIFICATE REQUEST", bytes),
+    }
 }

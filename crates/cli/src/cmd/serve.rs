@@ -1,6 +1,6 @@
 //! `fleetpki serve`: runs the site's roles until interrupted; `fleetpki site`: site artefacts.
 
-use super::{Ctx, write_output};
+use super::{Backend, Ctx, write_output};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use fleetpki_server::ServeConfig;
@@ -60,14 +60,39 @@ pub enum SiteCmd {
 }
 
 pub async fn site(ctx: &Ctx, c: SiteCmd) -> Result<()> {
-    let site = ctx.site().await?;
     match c {
         SiteCmd::SigningCert { out } => {
-            write_output("--out", &out, site.signing.pem().as_bytes())?;
+            let (pem_text, sha256) = match ctx.backend().await? {
+                Backend::Local { site, .. } => (
+                    site.signing.pem(),
+                    fleetpki_x509::cert::fingerprint(&site.signing.der),
+                ),
+                Backend::Remote(api) => {
+                    let signing = super::ca::site_info(&api).await?.signing;
+                    // The fingerprint printed is the one of the bytes written.
+                    let der = fleetpki_x509::pem::decode_all(
+                        "signing",
+                        signing.certificate.as_bytes(),
+                        "CERTIFICATE",
+                    )
+                    .map_err(|e| api.malformed("signing", e.to_string()))?;
+                    match der.as_slice() {
+                        [one] => (
+                            signing.certificate.clone(),
+                            fleetpki_x509::cert::fingerprint(one),
+                        ),
+                        _ => {
+                            return Err(api
+                                .malformed("signing", "expected one certificate")
+                                .into());
+                        }
+                    }
+                }
+            };
+            write_output("--out", &out, pem_text.as_bytes())?;
             println!(
-                "wrote the site signing certificate to {} (SHA-256 {})",
+                "wrote the site signing certificate to {} (SHA-256 {sha256})",
                 out.display(),
-                fleetpki_x509::cert::fingerprint(&site.signing.der)
             );
         }
     }

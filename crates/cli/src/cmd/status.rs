@@ -1,13 +1,14 @@
 //! `fleetpki status`: the state messages clients sent to the fallback status point.
 
-use super::Ctx;
+use super::{Backend, Ctx};
+use crate::remote::query;
 use crate::{ListOpts, output};
 use anyhow::{Result, bail};
 use clap::Subcommand;
 use fleetpki_model::duration::parse_duration;
 use fleetpki_model::site::{StatusFilter, StatusMessage};
 use fleetpki_model::{UnixTime, fmt_time};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Subcommand)]
 pub enum StatusCmd {
@@ -31,14 +32,15 @@ pub enum StatusCmd {
     },
 }
 
-/// A message for `--json`: the body as the JSON it is, not a string holding JSON.
-#[derive(Serialize)]
-struct View<'a> {
+/// A message for `--json`: the body as the JSON it is, not a string holding JSON. The same
+/// shape as `GET /api/v1/status` answers.
+#[derive(Serialize, Deserialize)]
+struct View {
     id: i64,
     received_at: UnixTime,
-    source: &'a str,
-    client: &'a str,
-    kind: &'a str,
+    source: String,
+    client: String,
+    kind: String,
     body: serde_json::Value,
 }
 
@@ -57,21 +59,34 @@ pub async fn run(ctx: &Ctx, c: StatusCmd) -> Result<()> {
             let since = since
                 .map(|t| parse_since(&t, fleetpki_model::now()))
                 .transpose()?;
-            let site = ctx.site().await?;
-            let messages = site
-                .store
-                .status_messages(&StatusFilter {
-                    client,
-                    kind,
-                    since,
-                    limit,
-                })
-                .await?;
+            let filter = StatusFilter {
+                client,
+                kind,
+                since,
+                limit,
+            };
+            let views: Vec<View> = match ctx.backend().await? {
+                Backend::Local { site, .. } => site
+                    .store
+                    .status_messages(&filter)
+                    .await?
+                    .into_iter()
+                    .map(view)
+                    .collect(),
+                Backend::Remote(api) => {
+                    let q = query(&[
+                        ("client", filter.client),
+                        ("kind", filter.kind),
+                        ("since", filter.since.map(|s| s.to_string())),
+                        ("limit", Some(filter.limit.to_string())),
+                    ]);
+                    api.get(&format!("/api/v1/status{q}")).await?
+                }
+            };
             if opts.json {
-                let views: Vec<View> = messages.iter().map(view).collect();
                 return output::json(&views);
             }
-            let rows = messages
+            let rows = views
                 .iter()
                 .map(|m| {
                     vec![
@@ -93,23 +108,23 @@ pub async fn run(ctx: &Ctx, c: StatusCmd) -> Result<()> {
     Ok(())
 }
 
-fn view(m: &StatusMessage) -> View<'_> {
+fn view(m: StatusMessage) -> View {
     View {
         id: m.id,
         received_at: m.received_at,
-        source: &m.source,
-        client: &m.client,
-        kind: &m.kind,
         // The server stores only bodies that parsed; keep the text if one somehow does not.
         body: serde_json::from_str(&m.body).unwrap_or_else(|_| m.body.clone().into()),
+        source: m.source,
+        client: m.client,
+        kind: m.kind,
     }
 }
 
 /// The message text for a table cell: one line, at most 80 characters.
-fn summary(body: &str) -> String {
-    let text = serde_json::from_str::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+fn summary(body: &serde_json::Value) -> String {
+    let text = body
+        .get("message")
+        .and_then(|m| m.as_str())
         .unwrap_or_default();
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if line.chars().count() > 80 {
@@ -158,12 +173,13 @@ mod tests {
 
     #[test]
     fn summaries_are_one_short_line() {
+        let s = |t: &str| summary(&serde_json::from_str(t).unwrap());
         assert_eq!(
-            summary(r#"{"client":"a","kind":"b","message":"line one\nline two"}"#),
+            s(r#"{"client":"a","kind":"b","message":"line one\nline two"}"#),
             "line one line two"
         );
-        assert_eq!(summary(r#"{"client":"a","kind":"b"}"#), "");
+        assert_eq!(s(r#"{"client":"a","kind":"b"}"#), "");
         let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(200));
-        assert_eq!(summary(&long).chars().count(), 80);
+        assert_eq!(s(&long).chars().count(), 80);
     }
 }

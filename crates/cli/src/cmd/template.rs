@@ -1,12 +1,16 @@
 //! `fleetpki template`: list, show, duplicate, set, publish, grant, bump.
 
-use super::{Ctx, actor};
+use super::{Backend, Ctx};
+use crate::remote::seg;
 use crate::{ListOpts, output};
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use fleetpki_model::duration::format_duration;
 use fleetpki_model::oid::eku_name;
 use fleetpki_model::template::{SETTABLE_FIELDS, SubjectRule, Template};
+use hyper::Method;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 #[derive(Subcommand)]
 pub enum TemplateCmd {
@@ -130,12 +134,38 @@ impl SetFields {
     }
 }
 
+/// The body of `POST /api/v1/templates/{name}/grant` and `…/revoke-grant`.
+#[derive(Serialize)]
+struct GrantBody<'a> {
+    group: &'a str,
+    read: bool,
+    enroll: bool,
+    autoenroll: bool,
+}
+
+impl<'a> From<&'a GrantArgs> for GrantBody<'a> {
+    fn from(g: &'a GrantArgs) -> Self {
+        GrantBody {
+            group: &g.group,
+            read: g.read,
+            enroll: g.enroll,
+            autoenroll: g.autoenroll,
+        }
+    }
+}
+
+fn path(name: &str, action: &str) -> String {
+    format!("/api/v1/templates/{}{action}", seg(name))
+}
+
 pub async fn run(ctx: &Ctx, c: TemplateCmd) -> Result<()> {
-    let site = ctx.site().await?;
-    let who = actor();
+    let b = ctx.backend().await?;
     match c {
         TemplateCmd::List(opts) => {
-            let all = site.store.templates().await?;
+            let all: Vec<Template> = match &b {
+                Backend::Local { site, .. } => site.store.templates().await?,
+                Backend::Remote(api) => api.get("/api/v1/templates").await?,
+            };
             if opts.json {
                 return output::json(&all);
             }
@@ -180,15 +210,23 @@ pub async fn run(ctx: &Ctx, c: TemplateCmd) -> Result<()> {
             );
         }
         TemplateCmd::Show { name, opts } => {
-            let t = site.find_template(&name).await?;
+            let t: Template = match &b {
+                Backend::Local { site, .. } => site.find_template(&name).await?,
+                Backend::Remote(api) => api.get(&path(&name, "")).await?,
+            };
             if opts.json {
                 return output::json(&t);
             }
             show(&t);
         }
         TemplateCmd::History { name, opts } => {
-            let t = site.find_template(&name).await?;
-            let versions = site.store.template_history(&t.name).await?;
+            let versions: Vec<Template> = match &b {
+                Backend::Local { site, .. } => {
+                    let t = site.find_template(&name).await?;
+                    site.store.template_history(&t.name).await?
+                }
+                Backend::Remote(api) => api.get(&path(&name, "/history")).await?,
+            };
             if opts.json {
                 return output::json(&versions);
             }
@@ -209,38 +247,89 @@ pub async fn run(ctx: &Ctx, c: TemplateCmd) -> Result<()> {
             output::table(&["version", "published", "subject"], rows);
         }
         TemplateCmd::Duplicate { base, new_name } => {
-            let t = site.template_duplicate(&base, &new_name, &who).await?;
+            let t: Template = match &b {
+                Backend::Local { site, who } => {
+                    site.template_duplicate(&base, &new_name, who).await?
+                }
+                Backend::Remote(api) => {
+                    api.post(&path(&base, "/duplicate"), &json!({ "name": new_name }))
+                        .await?
+                }
+            };
             println!(
                 "created template `{}` v{} from `{base}` (unpublished; edit it with `fleetpki template set`)",
                 t.name, t.version
             );
         }
         TemplateCmd::Set { name, fields } => {
-            let t = site.template_set(&name, &(*fields).edits(), &who).await?;
+            let edits = (*fields).edits();
+            let t: Template = match &b {
+                Backend::Local { site, who } => site.template_set(&name, &edits, who).await?,
+                Backend::Remote(api) => {
+                    if edits.is_empty() {
+                        // The local refusal, before a round trip.
+                        anyhow::bail!("template set: name at least one --FIELD VALUE to change");
+                    }
+                    let body: serde_json::Map<String, Value> = edits
+                        .into_iter()
+                        .map(|(k, v)| (k, Value::String(v)))
+                        .collect();
+                    api.send(Method::PATCH, &path(&name, ""), &body).await?
+                }
+            };
             println!("template `{}` is now v{}", t.name, t.version);
         }
         TemplateCmd::Publish { name } => {
-            let t = site.template_publish(&name, true, &who).await?;
+            let t = publish(&b, &name, true).await?;
             println!("template `{}` v{} is published", t.name, t.version);
         }
         TemplateCmd::Unpublish { name } => {
-            let t = site.template_publish(&name, false, &who).await?;
+            let t = publish(&b, &name, false).await?;
             println!("template `{}` is no longer published", t.name);
         }
         TemplateCmd::Grant(g) => {
-            let t = site
-                .template_grant(&g.name, &g.group, g.read, g.enroll, g.autoenroll, &who)
-                .await?;
+            let t: Template = match &b {
+                Backend::Local { site, who } => {
+                    site.template_grant(&g.name, &g.group, g.read, g.enroll, g.autoenroll, who)
+                        .await?
+                }
+                Backend::Remote(api) => {
+                    if !(g.read || g.enroll || g.autoenroll) {
+                        anyhow::bail!(
+                            "template grant: name at least one of --read, --enroll, --autoenroll"
+                        );
+                    }
+                    api.post(&path(&g.name, "/grant"), &GrantBody::from(&g))
+                        .await?
+                }
+            };
             println!("template `{}`: {}", t.name, grants(&t));
         }
         TemplateCmd::RevokeGrant(g) => {
-            let t = site
-                .template_revoke_grant(&g.name, &g.group, g.read, g.enroll, g.autoenroll, &who)
-                .await?;
+            let t: Template = match &b {
+                Backend::Local { site, who } => {
+                    site.template_revoke_grant(
+                        &g.name,
+                        &g.group,
+                        g.read,
+                        g.enroll,
+                        g.autoenroll,
+                        who,
+                    )
+                    .await?
+                }
+                Backend::Remote(api) => {
+                    api.post(&path(&g.name, "/revoke-grant"), &GrantBody::from(&g))
+                        .await?
+                }
+            };
             println!("template `{}`: {}", t.name, grants(&t));
         }
         TemplateCmd::Bump { name } => {
-            let t = site.template_bump(&name, &who).await?;
+            let t: Template = match &b {
+                Backend::Local { site, who } => site.template_bump(&name, who).await?,
+                Backend::Remote(api) => api.post(&path(&name, "/bump"), &json!({})).await?,
+            };
             println!(
                 "template `{}` is now v{}: every holder re-enrolls",
                 t.name, t.version
@@ -248,6 +337,16 @@ pub async fn run(ctx: &Ctx, c: TemplateCmd) -> Result<()> {
         }
     }
     Ok(())
+}
+
+async fn publish(b: &Backend, name: &str, published: bool) -> Result<Template> {
+    Ok(match b {
+        Backend::Local { site, who } => site.template_publish(name, published, who).await?,
+        Backend::Remote(api) => {
+            api.post(&path(name, "/publish"), &json!({ "published": published }))
+                .await?
+        }
+    })
 }
 
 fn grants(t: &Template) -> String {

@@ -1,10 +1,12 @@
 //! `fleetpki token`: one-time enrollment tokens; `fleetpki api-token`: admin API tokens.
 
-use super::{Ctx, actor};
+use super::{Backend, Ctx};
 use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use fleetpki_model::duration::parse_duration;
 use fleetpki_model::fmt_time;
+use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum TokenCmd {
@@ -34,23 +36,46 @@ pub async fn run(ctx: &Ctx, c: TokenCmd) -> Result<()> {
 /// Creates a one-time enrollment token (also SCEP's one-time challenge): hashed at rest,
 /// used up in the transaction that stores the request. The secret goes to stdout, once.
 pub(crate) async fn create_one_time(ctx: &Ctx, a: &OneTimeArgs, what: &str) -> Result<()> {
-    let site = ctx.site().await?;
     let ttl = parse_duration("--expires", &a.expires)?;
-    let (token, text) = site
-        .token_create(&a.principal, a.template.as_deref(), ttl, &actor())
-        .await?;
+    let t: Created = match ctx.backend().await? {
+        Backend::Local { site, who } => {
+            let (token, text) = site
+                .token_create(&a.principal, a.template.as_deref(), ttl, &who)
+                .await?;
+            Created {
+                token: text,
+                principal: token.principal,
+                template: token.template,
+                expires_at: token.expires_at,
+            }
+        }
+        Backend::Remote(api) => {
+            let body = json!({
+                "principal": a.principal, "template": a.template, "expires_in": ttl,
+            });
+            api.post("/api/v1/tokens", &body).await?
+        }
+    };
     eprintln!(
         "{what} for {}{}, usable until {}; it is shown only now:",
-        token.principal,
-        token
-            .template
+        t.principal,
+        t.template
             .as_deref()
             .map(|t| format!(" (template {t})"))
             .unwrap_or_default(),
-        fmt_time(token.expires_at)
+        fmt_time(t.expires_at)
     );
-    println!("{text}");
+    println!("{}", t.token);
     Ok(())
+}
+
+/// A one-time token as made here or as `POST /api/v1/tokens` answers.
+#[derive(Deserialize)]
+struct Created {
+    token: String,
+    principal: String,
+    template: Option<String>,
+    expires_at: i64,
 }
 
 #[derive(Subcommand)]

@@ -22,6 +22,7 @@ use fleetpki_ca::{Actor, CaError};
 use fleetpki_model::directory::{Principal, PrincipalKind};
 use fleetpki_model::record::{CertFilter, CertificateRecord, RequestStatus, RevocationReason};
 use fleetpki_model::site::{ClientStatus, StatusFilter};
+use fleetpki_model::template::SETTABLE_FIELDS;
 use fleetpki_x509::{pem, serial};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -451,9 +452,11 @@ async fn list_requests(
         .map(|r| {
             json!({
                 "request_id": r.id, "status": r.status.name(), "template": r.template,
+                "template_version": r.template_version.to_string(),
                 "principal": r.principal, "submitted_by": r.submitted_by,
-                "submitted_at": r.submitted_at, "decided_by": r.decided_by,
-                "reason": r.reason, "serial": r.serial,
+                "submitted_at": r.submitted_at, "decided_at": r.decided_at,
+                "decided_by": r.decided_by, "reason": r.reason, "serial": r.serial,
+                "csr": pem::encode("CERTIFICATE REQUEST", &r.csr_der),
             })
         })
         .collect();
@@ -552,6 +555,7 @@ fn cert_json(c: &CertificateRecord) -> Value {
         "not_after": c.not_after, "request_id": c.request_id,
         "revoked_at": c.revocation.as_ref().map(|r| r.at),
         "revocation_reason": c.revocation.as_ref().map(|r| r.reason.name()),
+        "certificate": pem::encode("CERTIFICATE", &c.der),
     })
 }
 
@@ -584,9 +588,7 @@ async fn get_certificate(
 ) -> Result<Response, HttpError> {
     caller(&state, &peer, &headers).await?.require(&READERS)?;
     let c = known_certificate(&state, &serial).await?;
-    let mut v = cert_json(&c);
-    v["certificate"] = Value::String(pem::encode("CERTIFICATE", &c.der));
-    Ok(Json(v).into_response())
+    Ok(Json(cert_json(&c)).into_response())
 }
 
 async fn revoke(
@@ -738,7 +740,7 @@ async fn set_template(
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
     c.require(&[AdminRole::CaAdmin])?;
-    let edits = body(b)?
+    let mut edits = body(b)?
         .into_iter()
         .map(|(k, v)| {
             let text = match v {
@@ -763,6 +765,14 @@ async fn set_template(
             "name at least one template field to change",
         ));
     }
+    // The CLI's order, not the map's alphabetical one: `subject` must apply before
+    // `permitted-dns-suffixes` and `subject-from-directory`, which imply a subject rule.
+    edits.sort_by_key(|(k, _)| {
+        SETTABLE_FIELDS
+            .iter()
+            .position(|(f, _)| f == k)
+            .unwrap_or(usize::MAX)
+    });
     let t = state
         .site
         .template_set(&name, &edits, &c.actor(&peer))
