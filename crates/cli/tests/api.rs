@@ -8,7 +8,7 @@
 //! `/openapi.json` covering every route and passing openapi-spec-validator.
 
 mod common;
-use common::{Site, bin, openssl_csr, s};
+use common::{Site, api_token, bin, openssl_csr, s};
 use fleetpki_testkit as kit;
 use serde_json::{Value, json};
 use std::fmt;
@@ -61,10 +61,8 @@ const ROUTES: &[(&str, &[&str])] = &[
 /// Workstation and on "Approved Workstation" (which needs a cert-manager's approval), SRV1 in
 /// Servers (no Enroll on either), ADM1 a workstation that is also in `cert-managers`.
 fn site() -> Site {
-    let site = Site::two_tier_pc1();
-    for g in ["Servers", "cert-managers"] {
-        site.ok(&["directory", "add-group", g]);
-    }
+    let site = common::admin_site();
+    site.ok(&["directory", "add-group", "Servers"]);
     site.ok(&[
         "directory",
         "add-computer",
@@ -74,54 +72,7 @@ fn site() -> Site {
         "--group",
         "Servers",
     ]);
-    site.ok(&[
-        "directory",
-        "add-computer",
-        "ADM1",
-        "--dns",
-        "adm1.fleet.test",
-        "--group",
-        "Workstations",
-        "--group",
-        "cert-managers",
-    ]);
-    site.enable("Workstation", "Workstations");
-    site.ok(&[
-        "template",
-        "duplicate",
-        "Workstation",
-        "Approved Workstation",
-    ]);
-    site.ok(&[
-        "template",
-        "set",
-        "Approved Workstation",
-        "--require-approval",
-        "true",
-    ]);
-    site.enable("Approved Workstation", "Workstations");
     site
-}
-
-/// `fleetpki api-token new`: the bearer text (stdout) and the `[api.tokens.NAME]` lines it
-/// prints for the serve config (stderr).
-fn api_token(site: &Site, name: &str, role: &str) -> (String, String) {
-    let o = site.run(&["api-token", "new", "--name", name, "--role", role]);
-    assert!(o.status.success(), "{o:?}");
-    let bearer = String::from_utf8(o.stdout)
-        .expect("utf8")
-        .trim()
-        .to_string();
-    assert!(bearer.starts_with(&format!("{name}:")), "{bearer}");
-    let err = String::from_utf8(o.stderr).expect("utf8");
-    let config: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.starts_with("[api.tokens."))
-        .take(3)
-        .collect();
-    assert_eq!(config.len(), 3, "{err}");
-    assert!(config[2].starts_with("sha256 = "), "{err}");
-    (bearer, config.join("\n") + "\n")
 }
 
 /// The three admin API tokens every test configures.

@@ -11,54 +11,12 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-/// A two-tier site: PC1 in Workstations with Enroll on Workstation and on "Approved
-/// Workstation" (which needs approval), ADM1 a workstation in `cert-managers`.
-fn site() -> Site {
-    let site = Site::two_tier_pc1();
-    site.ok(&["directory", "add-group", "cert-managers"]);
-    site.ok(&[
-        "directory",
-        "add-computer",
-        "ADM1",
-        "--dns",
-        "adm1.fleet.test",
-        "--group",
-        "Workstations",
-        "--group",
-        "cert-managers",
-    ]);
-    site.enable("Workstation", "Workstations");
-    site.ok(&[
-        "template",
-        "duplicate",
-        "Workstation",
-        "Approved Workstation",
-    ]);
-    site.ok(&[
-        "template",
-        "set",
-        "Approved Workstation",
-        "--require-approval",
-        "true",
-    ]);
-    site.enable("Approved Workstation", "Workstations");
-    site
-}
-
 /// `fleetpki api-token new`: writes the token (stdout) to `NAME.token` in the site dir and
 /// returns the `[api.tokens.NAME]` lines it printed for the serve config.
 fn api_token(site: &Site, name: &str, role: &str) -> String {
-    let o = site.run(&["api-token", "new", "--name", name, "--role", role]);
-    assert!(o.status.success(), "{o:?}");
-    std::fs::write(site.path(&format!("{name}.token")), &o.stdout).expect("token file");
-    let err = String::from_utf8(o.stderr).expect("utf8");
-    let lines: Vec<&str> = err
-        .lines()
-        .skip_while(|l| !l.starts_with("[api.tokens."))
-        .take(3)
-        .collect();
-    assert_eq!(lines.len(), 3, "{err}");
-    lines.join("\n") + "\n"
+    let (bearer, config) = common::api_token(site, name, role);
+    std::fs::write(site.path(&format!("{name}.token")), bearer + "\n").expect("token file");
+    config
 }
 
 /// The api role alone, with a site-issued server certificate for `localhost`, and three
@@ -71,7 +29,7 @@ struct Remote {
 
 impl Remote {
     fn start() -> Remote {
-        let site = site();
+        let site = common::admin_site();
         let tokens = [
             api_token(&site, "tmpl", "ca-admin"),
             api_token(&site, "ops", "cert-manager"),

@@ -225,3 +225,59 @@ pub fn openssl_csr(dir: &Path, stem: &str, newkey: &str, subj: &str, extra: &[&s
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf8 path")
 }
+
+/// [`Site::two_tier_pc1`] as the admin API tests want it: ADM1, a workstation that is also in
+/// `cert-managers`; Enroll for Workstations on Workstation and on "Approved Workstation" (a
+/// duplicate that needs a cert-manager's approval).
+pub fn admin_site() -> Site {
+    let site = Site::two_tier_pc1();
+    site.ok(&["directory", "add-group", "cert-managers"]);
+    site.ok(&[
+        "directory",
+        "add-computer",
+        "ADM1",
+        "--dns",
+        "adm1.fleet.test",
+        "--group",
+        "Workstations",
+        "--group",
+        "cert-managers",
+    ]);
+    site.enable("Workstation", "Workstations");
+    site.ok(&[
+        "template",
+        "duplicate",
+        "Workstation",
+        "Approved Workstation",
+    ]);
+    site.ok(&[
+        "template",
+        "set",
+        "Approved Workstation",
+        "--require-approval",
+        "true",
+    ]);
+    site.enable("Approved Workstation", "Workstations");
+    site
+}
+
+/// `fleetpki api-token new`: the bearer text `NAME:SECRET` (stdout) and the
+/// `[api.tokens.NAME]` lines it prints for the serve config (stderr).
+pub fn api_token(site: &Site, name: &str, role: &str) -> (String, String) {
+    let o = site.run(&["api-token", "new", "--name", name, "--role", role]);
+    assert!(o.status.success(), "{o:?}");
+    let bearer = String::from_utf8(o.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string();
+    assert!(bearer.starts_with(&format!("{name}:")), "{bearer}");
+    let err = String::from_utf8(o.stderr).expect("utf8");
+    let config: Vec<&str> = err
+        .lines()
+        .skip_while(|l| !l.starts_with("[api.tokens."))
+        .take(3)
+        .collect();
+    assert_eq!(config.len(), 3, "{err}");
+    assert!(config[2].starts_with("sha256 = "), "{err}");
+    (bearer, config.join("\n") + "\n")
+}
