@@ -771,3 +771,145 @@ fn shutdown_finishes_a_request_in_flight() {
     let listed = site.ok(&["status", "list", "--kind", "drain-test"]);
     assert!(listed.contains("PC1"), "the message was stored: {listed}");
 }
+
+/// `curl --cacert ROOT URL/healthz` with the site root as the only trust anchor (no proxy, no
+/// CA bundle from the environment) and `extra` options: (exit code, HTTP status, stderr).
+fn healthz_over_https(site: &Site, url: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new("curl");
+    for v in ["SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"] {
+        c.env_remove(v);
+    }
+    let o = c
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "15",
+            "-o",
+            "/dev/null",
+        ])
+        .args([
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            s(&site.path("ca/root.pem")),
+        ])
+        .args(extra)
+        .arg(format!("{url}/healthz"))
+        .output()
+        .expect("curl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Only the api role (HTTPS), on loopback, with this `[tls]` table.
+fn api_only(tls: &str) -> String {
+    format!(
+        "[roles.crl]\nenabled = false\n[roles.management-point]\nenabled = false\n\
+         [roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n\
+         [roles.api]\nlisten = \"127.0.0.1:0\"\n[tls]\n{tls}"
+    )
+}
+
+/// The URL an HTTPS role prints works when copied: in enhanced HTTP the site-issued
+/// certificate also names the address the role binds (an iPAddress SAN), so curl and
+/// `openssl s_client -verify_ip` accept `https://127.0.0.1:PORT` with the site root alone,
+/// and that certificate still meets site-system-https and pkilint's PKIX profile.
+#[test]
+fn printed_https_url_verifies_with_the_site_root_alone() {
+    if kit::tool("curl").is_none() {
+        return;
+    }
+    let site = Site::two_tier();
+    let server = Server::start(&site, &api_only(""), 1);
+    let url = server.url("api").to_string();
+    let port = server.port("api");
+    assert_eq!(url, format!("https://127.0.0.1:{port}"));
+    let (exit, code, err) = healthz_over_https(&site, &url, &[]);
+    assert_eq!((exit, code.as_str()), (0, "200"), "{url}: {err}");
+    if let Some(openssl) = kit::tool("openssl") {
+        let o = Command::new(openssl)
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-verify_ip", "127.0.0.1", "-verify_return_error", "-brief"])
+            .args(["-CAfile", s(&site.path("ca/root.pem")), "-no-CApath"])
+            .arg("-no-CAstore")
+            .stdin(Stdio::null())
+            .output()
+            .expect("s_client");
+        let out =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("Verification: OK"), "{out}");
+    }
+    assert!(server.stop().success());
+
+    // The certificate names the site's FQDN first, then the address; it meets the role
+    // profile it is checked against and lints clean.
+    let cert = site.path("tls/site-system.crt.pem");
+    let pem = std::fs::read_to_string(&cert).expect("site-system certificate");
+    let der = fleetpki_x509::pem::decode_labels("cert", pem.as_bytes(), &["CERTIFICATE"])
+        .expect("pem")
+        .remove(0)
+        .1;
+    let info = fleetpki_x509::cert::info(&fleetpki_x509::cert::parse("cert", &der).expect("parse"))
+        .expect("info");
+    assert_eq!(info.sans, ["DNS:pki.fleet.test", "IP:127.0.0.1"]);
+    site.ok(&[
+        "check",
+        "--profile",
+        "site-system-https",
+        "--intranet-fqdn",
+        "pki.fleet.test",
+        s(&cert),
+    ]);
+    if kit::tool(kit::LINT_PKIX_CERT).is_some() {
+        let findings = kit::pkilint_cert(&pem).expect("pkilint");
+        assert!(findings.is_empty(), "pkilint: {findings:#?}");
+    }
+}
+
+/// PKI mode with an administrator's certificate that names only the FQDN: the printed URL
+/// names that FQDN (the address would fail hostname verification in every client), and it
+/// verifies with the site root once the name resolves to the listener.
+#[test]
+fn printed_https_url_names_the_host_an_administrator_certificate_covers() {
+    if kit::tool("curl").is_none() {
+        return;
+    }
+    const HOST: &str = "mp.fleet.test";
+    let site = Site::two_tier();
+    site.enable("WebServer", "Servers");
+    let csr = openssl_csr(
+        site.dir.path(),
+        "mp",
+        "ec:P-256",
+        &format!("/CN={HOST}"),
+        &["-addext", &format!("subjectAltName=DNS:{HOST}")],
+    );
+    let leaf = site.issue("WebServer", "SRV1", &csr, "mp.pem");
+    let chain = site.path("mp-chain.pem");
+    std::fs::write(
+        &chain,
+        std::fs::read_to_string(&leaf).expect("leaf") + &site.issuing_pem(),
+    )
+    .expect("chain");
+    let tls = format!(
+        "mode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{HOST}\"\n",
+        s(&chain),
+        s(&site.path("mp.key"))
+    );
+    let server = Server::start(&site, &api_only(&tls), 1);
+    let port = server.port("api");
+    let url = server.url("api");
+    assert_eq!(url, format!("https://{HOST}:{port}"));
+    let resolve = format!("{HOST}:{port}:127.0.0.1");
+    let (exit, code, err) = healthz_over_https(&site, url, &["--resolve", &resolve]);
+    assert_eq!((exit, code.as_str()), (0, "200"), "{url}: {err}");
+    // What printing the address would have handed out: refused by hostname verification.
+    let (exit, code, _) = healthz_over_https(&site, &format!("https://127.0.0.1:{port}"), &[]);
+    assert_eq!((exit, code.as_str()), (60, "000"));
+    assert!(server.stop().success());
+}
