@@ -913,3 +913,123 @@ fn printed_https_url_names_the_host_an_administrator_certificate_covers() {
     assert_eq!((exit, code.as_str()), (60, "000"));
     assert!(server.stop().success());
 }
+
+/// The HTTPS listeners drain like the plain ones: a request to the API whose body is still
+/// arriving when SIGTERM lands is read to the end, answered and stored, and the server exits
+/// cleanly. The client is `openssl s_client` fed by hand. `Expect: 100-continue` makes the
+/// server say when the handler has started reading the body (the request is in flight, not a
+/// connection that is merely open), and the listener refusing connections shows the shutdown
+/// has begun before the rest of the body goes out.
+#[test]
+fn tls_shutdown_finishes_a_request_in_flight() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let Some(openssl) = kit::tool("openssl") else {
+        return;
+    };
+    let site = Site::empty();
+    site.ok(&["init", "--site-code", "PS1"]);
+    let o = site.run(&["api-token", "new", "--name", "ops", "--role", "ca-admin"]);
+    assert!(o.status.success(), "{o:?}");
+    let bearer = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let token_config: String = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .skip_while(|l| !l.starts_with("[api.tokens."))
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = api_only("") + &token_config;
+    let mut server = Server::start_with(&site, &config, 1, &[], &[], Stdio::piped());
+    let port = server.port("api");
+    let mut stderr = BufReader::new(server.take_stderr().expect("stderr"));
+
+    let mut client = Command::new(openssl)
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-verify_ip", "127.0.0.1", "-verify_return_error", "-quiet"])
+        .args(["-CAfile", s(&site.path("ca/root.pem")), "-no-CApath"])
+        .args(["-no-CAstore", "-alpn", "http/1.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    let mut to_server = client.stdin.take().expect("stdin");
+    // What the server sends, as it arrives.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut from_server = client.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from_server.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut received = String::new();
+    let wait_for = |what: &str, received: &mut String| {
+        while !received.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => received.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(e) => panic!("no `{what}` from the server ({e}); got: {received}"),
+            }
+        }
+    };
+
+    let body = br#"{"name":"drain-test"}"#;
+    write!(
+        to_server,
+        "POST /api/v1/directory/groups HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    to_server.flush().expect("flush");
+    // The handler is reading the body: the request is in flight.
+    wait_for("100 Continue", &mut received);
+    to_server.write_all(&body[..8]).expect("first part");
+    to_server.flush().expect("flush");
+
+    server.terminate();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("stderr") > 0,
+            "serve exited without announcing the shutdown"
+        );
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    // The listener is closed once the shutdown has reached it; only then does the rest of the
+    // body go out.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the API still accepts connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    to_server.write_all(&body[8..]).expect("rest of the body");
+    to_server.flush().expect("flush");
+    wait_for("\r\n\r\n{", &mut received);
+    let answer = received.split("100 Continue\r\n\r\n").nth(1).unwrap_or("");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{received}");
+    drop(to_server);
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    assert!(server.wait().success(), "clean exit after the drain");
+    let _ = rest.join();
+    let _ = client.kill();
+    let _ = client.wait();
+    let listed = site.ok(&["directory", "list"]);
+    assert!(
+        listed.contains("drain-test"),
+        "the group was stored: {listed}"
+    );
+}
