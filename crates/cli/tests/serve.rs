@@ -917,7 +917,7 @@ fn printed_https_url_names_the_host_an_administrator_certificate_covers() {
 /// The HTTPS listeners drain like the plain ones: a request to the API whose body is still
 /// arriving when SIGTERM lands is read to the end, answered and stored, and the server exits
 /// cleanly. The client is `openssl s_client` fed by hand. `Expect: 100-continue` makes the
-/// server say when the handler has started reading the body (the request is in flight, not a
+/// server say when it has started reading the body (the request is in flight, not a
 /// connection that is merely open), and the listener refusing connections shows the shutdown
 /// has begun before the rest of the body goes out.
 #[test]
@@ -986,7 +986,8 @@ fn tls_shutdown_finishes_a_request_in_flight() {
     )
     .expect("head");
     to_server.flush().expect("flush");
-    // The handler is reading the body: the request is in flight.
+    // The server is reading the body (the API role reads it whole before its handler runs):
+    // the request is in flight.
     wait_for("100 Continue", &mut received);
     to_server.write_all(&body[..8]).expect("first part");
     to_server.flush().expect("flush");
