@@ -771,3 +771,266 @@ fn shutdown_finishes_a_request_in_flight() {
     let listed = site.ok(&["status", "list", "--kind", "drain-test"]);
     assert!(listed.contains("PC1"), "the message was stored: {listed}");
 }
+
+/// `curl --cacert ROOT URL/healthz` with the site root as the only trust anchor (no proxy, no
+/// CA bundle from the environment) and `extra` options: (exit code, HTTP status, stderr).
+fn healthz_over_https(site: &Site, url: &str, extra: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new("curl");
+    for v in ["SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"] {
+        c.env_remove(v);
+    }
+    let o = c
+        .args([
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "15",
+            "-o",
+            "/dev/null",
+        ])
+        .args([
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            s(&site.path("ca/root.pem")),
+        ])
+        .args(extra)
+        .arg(format!("{url}/healthz"))
+        .output()
+        .expect("curl");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Only the api role (HTTPS), on loopback, with this `[tls]` table.
+fn api_only(tls: &str) -> String {
+    format!(
+        "[roles.crl]\nenabled = false\n[roles.management-point]\nenabled = false\n\
+         [roles.ocsp]\nenabled = false\n[roles.fallback-status-point]\nenabled = false\n\
+         [roles.api]\nlisten = \"127.0.0.1:0\"\n[tls]\n{tls}"
+    )
+}
+
+/// The URL an HTTPS role prints works when copied: in enhanced HTTP the site-issued
+/// certificate also names the address the role binds (an iPAddress SAN), so curl and
+/// `openssl s_client -verify_ip` accept `https://127.0.0.1:PORT` with the site root alone,
+/// and that certificate still meets site-system-https and pkilint's PKIX profile.
+#[test]
+fn printed_https_url_verifies_with_the_site_root_alone() {
+    if kit::tool("curl").is_none() {
+        return;
+    }
+    let site = Site::two_tier();
+    let server = Server::start(&site, &api_only(""), 1);
+    let url = server.url("api").to_string();
+    let port = server.port("api");
+    assert_eq!(url, format!("https://127.0.0.1:{port}"));
+    let (exit, code, err) = healthz_over_https(&site, &url, &[]);
+    assert_eq!((exit, code.as_str()), (0, "200"), "{url}: {err}");
+    if let Some(openssl) = kit::tool("openssl") {
+        let o = Command::new(openssl)
+            .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+            .args(["-verify_ip", "127.0.0.1", "-verify_return_error", "-brief"])
+            .args(["-CAfile", s(&site.path("ca/root.pem")), "-no-CApath"])
+            .arg("-no-CAstore")
+            .stdin(Stdio::null())
+            .output()
+            .expect("s_client");
+        let out =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("Verification: OK"), "{out}");
+    }
+    assert!(server.stop().success());
+
+    // The certificate names the site's FQDN first, then the address; it meets the role
+    // profile it is checked against and lints clean.
+    let cert = site.path("tls/site-system.crt.pem");
+    let pem = std::fs::read_to_string(&cert).expect("site-system certificate");
+    let der = fleetpki_x509::pem::decode_labels("cert", pem.as_bytes(), &["CERTIFICATE"])
+        .expect("pem")
+        .remove(0)
+        .1;
+    let info = fleetpki_x509::cert::info(&fleetpki_x509::cert::parse("cert", &der).expect("parse"))
+        .expect("info");
+    assert_eq!(info.sans, ["DNS:pki.fleet.test", "IP:127.0.0.1"]);
+    site.ok(&[
+        "check",
+        "--profile",
+        "site-system-https",
+        "--intranet-fqdn",
+        "pki.fleet.test",
+        s(&cert),
+    ]);
+    if kit::tool(kit::LINT_PKIX_CERT).is_some() {
+        let findings = kit::pkilint_cert(&pem).expect("pkilint");
+        assert!(findings.is_empty(), "pkilint: {findings:#?}");
+    }
+}
+
+/// PKI mode with an administrator's certificate that names only the FQDN: the printed URL
+/// names that FQDN (the address would fail hostname verification in every client), and it
+/// verifies with the site root once the name resolves to the listener.
+#[test]
+fn printed_https_url_names_the_host_an_administrator_certificate_covers() {
+    if kit::tool("curl").is_none() {
+        return;
+    }
+    const HOST: &str = "mp.fleet.test";
+    let site = Site::two_tier();
+    site.enable("WebServer", "Servers");
+    let csr = openssl_csr(
+        site.dir.path(),
+        "mp",
+        "ec:P-256",
+        &format!("/CN={HOST}"),
+        &["-addext", &format!("subjectAltName=DNS:{HOST}")],
+    );
+    let leaf = site.issue("WebServer", "SRV1", &csr, "mp.pem");
+    let chain = site.path("mp-chain.pem");
+    std::fs::write(
+        &chain,
+        std::fs::read_to_string(&leaf).expect("leaf") + &site.issuing_pem(),
+    )
+    .expect("chain");
+    let tls = format!(
+        "mode = \"pki\"\ncertificate = \"{}\"\nkey = \"{}\"\nintranet_fqdn = \"{HOST}\"\n",
+        s(&chain),
+        s(&site.path("mp.key"))
+    );
+    let server = Server::start(&site, &api_only(&tls), 1);
+    let port = server.port("api");
+    let url = server.url("api");
+    assert_eq!(url, format!("https://{HOST}:{port}"));
+    let resolve = format!("{HOST}:{port}:127.0.0.1");
+    let (exit, code, err) = healthz_over_https(&site, url, &["--resolve", &resolve]);
+    assert_eq!((exit, code.as_str()), (0, "200"), "{url}: {err}");
+    // What printing the address would have handed out: refused by hostname verification.
+    let (exit, code, _) = healthz_over_https(&site, &format!("https://127.0.0.1:{port}"), &[]);
+    assert_eq!((exit, code.as_str()), (60, "000"));
+    assert!(server.stop().success());
+}
+
+/// The HTTPS listeners drain like the plain ones: a request to the API whose body is still
+/// arriving when SIGTERM lands is read to the end, answered and stored, and the server exits
+/// cleanly. The client is `openssl s_client` fed by hand. `Expect: 100-continue` makes the
+/// server say when it has started reading the body (the request is in flight, not a
+/// connection that is merely open), and the listener refusing connections shows the shutdown
+/// has begun before the rest of the body goes out.
+#[test]
+fn tls_shutdown_finishes_a_request_in_flight() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+    let Some(openssl) = kit::tool("openssl") else {
+        return;
+    };
+    let site = Site::empty();
+    site.ok(&["init", "--site-code", "PS1"]);
+    let o = site.run(&["api-token", "new", "--name", "ops", "--role", "ca-admin"]);
+    assert!(o.status.success(), "{o:?}");
+    let bearer = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let token_config: String = String::from_utf8_lossy(&o.stderr)
+        .lines()
+        .skip_while(|l| !l.starts_with("[api.tokens."))
+        .take(3)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let config = api_only("") + &token_config;
+    let mut server = Server::start_with(&site, &config, 1, &[], &[], Stdio::piped());
+    let port = server.port("api");
+    let mut stderr = BufReader::new(server.take_stderr().expect("stderr"));
+
+    let mut client = Command::new(openssl)
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-verify_ip", "127.0.0.1", "-verify_return_error", "-quiet"])
+        .args(["-CAfile", s(&site.path("ca/root.pem")), "-no-CApath"])
+        .args(["-no-CAstore", "-alpn", "http/1.1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("s_client");
+    let mut to_server = client.stdin.take().expect("stdin");
+    // What the server sends, as it arrives.
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let mut from_server = client.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from_server.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut received = String::new();
+    let wait_for = |what: &str, received: &mut String| {
+        while !received.contains(what) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => received.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(e) => panic!("no `{what}` from the server ({e}); got: {received}"),
+            }
+        }
+    };
+
+    let body = br#"{"name":"drain-test"}"#;
+    write!(
+        to_server,
+        "POST /api/v1/directory/groups HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("head");
+    to_server.flush().expect("flush");
+    // The server is reading the body (the API role reads it whole before its handler runs):
+    // the request is in flight.
+    wait_for("100 Continue", &mut received);
+    to_server.write_all(&body[..8]).expect("first part");
+    to_server.flush().expect("flush");
+
+    server.terminate();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("stderr") > 0,
+            "serve exited without announcing the shutdown"
+        );
+        if line.contains("shutting down") {
+            break;
+        }
+    }
+    // The listener is closed once the shutdown has reached it; only then does the rest of the
+    // body go out.
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the API still accepts connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    to_server.write_all(&body[8..]).expect("rest of the body");
+    to_server.flush().expect("flush");
+    wait_for("\r\n\r\n{", &mut received);
+    let answer = received.split("100 Continue\r\n\r\n").nth(1).unwrap_or("");
+    assert!(answer.starts_with("HTTP/1.1 201"), "{received}");
+    drop(to_server);
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    assert!(server.wait().success(), "clean exit after the drain");
+    let _ = rest.join();
+    let _ = client.kill();
+    let _ = client.wait();
+    let listed = site.ok(&["directory", "list"]);
+    assert!(
+        listed.contains("drain-test"),
+        "the group was stored: {listed}"
+    );
+}

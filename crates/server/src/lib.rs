@@ -181,10 +181,25 @@ pub async fn start(site: Arc<Site>, config: &ServeConfig) -> Result<Running, Ser
             source,
         })?;
         let mut router: Router<Arc<AppState>> = Router::new();
-        let scheme = if is_tls { "https" } else { "http" };
+        let url = match (is_tls, &state.tls) {
+            (true, Some(t)) => {
+                let (host, names_addr) =
+                    tls::identity::url_host(&t.cert.current(), local.ip(), &config.tls);
+                if !names_addr {
+                    tracing::info!(
+                        role = roles[0].role.name(),
+                        addr = %local,
+                        host,
+                        "the server certificate does not name the address bound: the URL names the host it does"
+                    );
+                }
+                format!("https://{host}:{}", local.port())
+            }
+            _ => format!("{}://{local}", if is_tls { "https" } else { "http" }),
+        };
         for rc in &roles {
             router = router.merge(roles::router(rc, state.clone()).await?);
-            urls.push((rc.role, format!("{scheme}://{local}")));
+            urls.push((rc.role, url.clone()));
         }
         let app = router.merge(metrics::router()).with_state(state.clone());
         let stop = rx.clone();
@@ -251,8 +266,7 @@ async fn tls_state(site: &Arc<Site>, config: &ServeConfig) -> Result<TlsState, S
     let provider = tls::provider();
     let key = match &config.tls.mode {
         TlsMode::EnhancedHttp => {
-            let (key, id, issued) =
-                tls::identity::site_issued(site, &config.tls, &provider).await?;
+            let (key, id, issued) = tls::identity::site_issued(site, config, &provider).await?;
             if issued {
                 tracing::info!(
                     serial = id.serial,

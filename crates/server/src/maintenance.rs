@@ -105,7 +105,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn renew_server_cert(state: &AppState, tls: &crate::TlsState) {
-    match crate::tls::identity::site_issued(&state.site, &state.config.tls, &tls.provider).await {
+    match crate::tls::identity::site_issued(&state.site, &state.config, &tls.provider).await {
         Ok((key, id, true)) => {
             tls.cert.replace(key);
             tracing::info!(

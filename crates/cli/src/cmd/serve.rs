@@ -26,6 +26,8 @@ pub async fn run(ctx: &Ctx, a: ServeArgs) -> Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    // An HTTPS URL names a host its certificate covers (`tls::identity::url_host`), so it
+    // works when copied with the site root as the only trust anchor.
     // Scripts wait for these lines. A reader that stopped listening (closed pipe) must not
     // take the server down: write errors are ignored, the log has the same facts.
     use std::io::Write;

@@ -7,8 +7,8 @@ use crate::AppState;
 use crate::config::AdminRole;
 use crate::error::HttpError;
 use crate::tls::Peer;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Extension, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,8 +25,10 @@ use fleetpki_model::site::{ClientStatus, StatusFilter};
 use fleetpki_model::template::SETTABLE_FIELDS;
 use fleetpki_x509::{pem, serial};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -130,6 +132,76 @@ const READERS: [AdminRole; 3] = [
     AdminRole::Auditor,
 ];
 
+/// The administrative roles an operation is open to: a handler names one set, once, in its
+/// [`Admin`] argument.
+trait RoleSet {
+    const ROLES: &'static [AdminRole];
+}
+
+/// Reading: every administrative role.
+struct Reader;
+/// Templates and the directory.
+struct CaAdmin;
+/// Requests, revocation, CRLs, tokens, clients.
+struct CertManager;
+/// ACME external account binding keys: cert-managers and ca-admins.
+struct EabIssuer;
+
+impl RoleSet for Reader {
+    const ROLES: &'static [AdminRole] = &READERS;
+}
+impl RoleSet for CaAdmin {
+    const ROLES: &'static [AdminRole] = &[AdminRole::CaAdmin];
+}
+impl RoleSet for CertManager {
+    const ROLES: &'static [AdminRole] = &[AdminRole::CertManager];
+}
+impl RoleSet for EabIssuer {
+    const ROLES: &'static [AdminRole] = &[AdminRole::CertManager, AdminRole::CaAdmin];
+}
+
+/// The caller of an administrative operation, holding one of the roles of `R`. Extracted
+/// before the handler runs, so a caller without the role gets the 401 or 403 of
+/// [`Caller::require`] and the handler never sees the request. It comes first among a
+/// handler's arguments: axum runs extractors in order, so that refusal precedes any about the
+/// path, query or body (`Id`, `Params`, `Body`), as the API has always answered.
+struct Admin<R> {
+    caller: Caller,
+    peer: Peer,
+    roles: PhantomData<R>,
+}
+
+impl<R> Admin<R> {
+    /// Who the audit log names for what this caller does.
+    fn actor(&self) -> Actor {
+        self.caller.actor(&self.peer)
+    }
+}
+
+impl<R: RoleSet> FromRequestParts<Arc<AppState>> for Admin<R> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Response> {
+        let Extension(peer) = Extension::<Peer>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let caller = caller(state, &peer, &parts.headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        caller
+            .require(R::ROLES)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Admin {
+            caller,
+            peer,
+            roles: PhantomData,
+        })
+    }
+}
+
 /// Lower-case hex SHA-256.
 fn sha256_hex(bytes: &[u8]) -> String {
     fleetpki_x509::cert::fingerprint(bytes)
@@ -228,11 +300,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, HttpError> {
-    b.map(|Json(v)| v).map_err(|e| {
-        let status = e.status();
-        HttpError::new(status, "body", e.body_text())
-    })
+/// A JSON request body; one that does not parse is a problem document naming `body`, with
+/// the status axum gives the rejection (400, 413, 415, 422).
+struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, HttpError> {
+        Json::<T>::from_request(req, state)
+            .await
+            .map(|Json(v)| Body(v))
+            .map_err(|e| HttpError::new(e.status(), "body", e.body_text()))
+    }
 }
 
 fn token_error(e: CaError) -> HttpError {
@@ -244,14 +324,31 @@ fn token_error(e: CaError) -> HttpError {
 }
 
 /// A request id from the path: 400 naming `id` (a problem document, like every refusal).
-fn id_path(p: Result<Path<i64>, PathRejection>) -> Result<i64, HttpError> {
-    p.map(|Path(id)| id)
-        .map_err(|e| HttpError::new(e.status(), "id", "must be a request number"))
+struct Id(i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        Path::<i64>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Id(id))
+            .map_err(|e| HttpError::new(e.status(), "id", "must be a request number"))
+    }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, HttpError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| HttpError::new(e.status(), "query", e.body_text()))
+/// A query string; one that does not parse is a problem document naming `query`.
+struct Params<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, HttpError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Params(v))
+            .map_err(|e| HttpError::new(e.status(), "query", e.body_text()))
+    }
 }
 
 /// The stored request `id`, or 404.
@@ -303,10 +400,8 @@ fn ca_json(c: &fleetpki_ca::site::CaCert) -> Value {
 /// certificates. The database URL and the KEK file's path stay out: a URL may carry a password.
 async fn site_info(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     let site = &state.site;
     Ok(Json(json!({
         "site_code": site.config.site_code, "name": site.config.name,
@@ -332,10 +427,10 @@ async fn enroll(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    b: Result<Json<super::enrollment::EnrollBody>, JsonRejection>,
+    b: Result<Body<super::enrollment::EnrollBody>, HttpError>,
 ) -> Result<Response, HttpError> {
     let c = enrollee(&state, &peer, &headers).await?;
-    let b = body(b)?;
+    let Body(b) = b?;
     let started = Instant::now();
     let result = if let Some(token) = &c.enroll_token {
         let presented = Presented::parse(token).map_err(token_error)?;
@@ -370,7 +465,7 @@ async fn renew(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    b: Result<Json<RenewBody>, JsonRejection>,
+    b: Result<Body<RenewBody>, HttpError>,
 ) -> Result<Response, HttpError> {
     let c = enrollee(&state, &peer, &headers).await?;
     let current = c.certificate.as_ref().ok_or_else(|| {
@@ -380,7 +475,7 @@ async fn renew(
             "renewal needs the current certificate, presented as the TLS client certificate",
         )
     })?;
-    let b = body(b)?;
+    let Body(b) = b?;
     let started = Instant::now();
     let result = state
         .site
@@ -400,10 +495,10 @@ async fn get_request(
     State(state): State<Arc<AppState>>,
     Extension(peer): Extension<Peer>,
     headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    id: Result<Id, HttpError>,
 ) -> Result<Response, HttpError> {
     let c = caller(&state, &peer, &headers).await?;
-    let id = id_path(id)?;
+    let Id(id) = id?;
     let req = known_request(&state, id).await?;
     let owner = match (&c.enroll_token, &c.principal) {
         (Some(t), _) => {
@@ -434,12 +529,9 @@ struct RequestQuery {
 
 async fn list_requests(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    q: Result<Query<RequestQuery>, QueryRejection>,
+    _: Admin<Reader>,
+    Params(q): Params<RequestQuery>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(RequestStatus::parse(s).ok_or_else(|| {
@@ -479,17 +571,13 @@ struct SubmitBody {
 /// enrollment.
 async fn submit_request(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<SubmitBody>, JsonRejection>,
+    admin: Admin<CertManager>,
+    Body(b): Body<SubmitBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let b = body(b)?;
     let started = Instant::now();
     let result = state
         .site
-        .submit(&b.template, &b.principal, b.csr.as_bytes(), &c.actor(&peer))
+        .submit(&b.template, &b.principal, b.csr.as_bytes(), &admin.actor())
         .await?;
     state.metrics.observe_submitted(started, &result);
     Ok(submitted(&state, result))
@@ -497,16 +585,12 @@ async fn submit_request(
 
 async fn approve(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    admin: Admin<CertManager>,
+    Id(id): Id,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let id = id_path(id)?;
     known_request(&state, id).await?;
     let started = Instant::now();
-    let cert = state.site.approve(id, &c.actor(&peer)).await?;
+    let cert = state.site.approve(id, &admin.actor()).await?;
     state.metrics.observe_issuance(started.elapsed());
     Ok((StatusCode::CREATED, Json(issued_json(&state, id, &cert))).into_response())
 }
@@ -519,19 +603,14 @@ struct ReasonBody {
 
 async fn deny(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
-    b: Result<Json<ReasonBody>, JsonRejection>,
+    admin: Admin<CertManager>,
+    Id(id): Id,
+    Body(b): Body<ReasonBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let id = id_path(id)?;
-    let b = body(b)?;
     known_request(&state, id).await?;
     state
         .site
-        .deny(id, &b.reason, &c.actor(&peer))
+        .deny(id, &b.reason, &admin.actor())
         .await
         .map_err(|e| renamed(e, &[("--reason", "reason")]))?;
     Ok(Json(json!({ "request_id": id, "status": "denied" })).into_response())
@@ -561,12 +640,9 @@ fn cert_json(c: &CertificateRecord) -> Value {
 
 async fn list_certificates(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    q: Result<Query<CertQuery>, QueryRejection>,
+    _: Admin<Reader>,
+    Params(q): Params<CertQuery>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let q = query(q)?;
     let rows = state
         .site
         .certificates(&CertFilter {
@@ -582,29 +658,23 @@ async fn list_certificates(
 
 async fn get_certificate(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
     Path(serial): Path<String>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     let c = known_certificate(&state, &serial).await?;
     Ok(Json(cert_json(&c)).into_response())
 }
 
 async fn revoke(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CertManager>,
     Path(serial): Path<String>,
-    b: Result<Json<ReasonBody>, JsonRejection>,
+    Body(b): Body<ReasonBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let b = body(b)?;
     let reason = RevocationReason::parse("reason", &b.reason)
         .map_err(|e| HttpError::bad_request("reason", e.rule))?;
     known_certificate(&state, &serial).await?;
-    let r = state.site.revoke(&serial, reason, &c.actor(&peer)).await?;
+    let r = state.site.revoke(&serial, reason, &admin.actor()).await?;
     Ok(
         Json(json!({ "serial": serial, "revoked_at": r.at, "reason": r.reason.name() }))
             .into_response(),
@@ -627,13 +697,9 @@ struct CrlBody {
 
 async fn publish_crl(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<CrlBody>, JsonRejection>,
+    admin: Admin<CertManager>,
+    Body(b): Body<CrlBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let b = body(b)?;
     let issuer = match b.issuer.as_deref() {
         None => None,
         Some("root") => Some(KeyRole::Root),
@@ -647,7 +713,7 @@ async fn publish_crl(
     };
     let crl = state
         .site
-        .publish_crl(issuer, b.delta, b.next_update.as_deref(), &c.actor(&peer))
+        .publish_crl(issuer, b.delta, b.next_update.as_deref(), &admin.actor())
         .await
         .map_err(|e| {
             renamed(
@@ -678,20 +744,16 @@ struct TokenBody {
 
 async fn create_token(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<TokenBody>, JsonRejection>,
+    admin: Admin<CertManager>,
+    Body(b): Body<TokenBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
-    let b = body(b)?;
     let (token, text) = state
         .site
         .token_create(
             &b.principal,
             b.template.as_deref(),
             b.expires_in.unwrap_or(86_400),
-            &c.actor(&peer),
+            &admin.actor(),
         )
         .await
         .map_err(|e| {
@@ -712,20 +774,16 @@ async fn create_token(
 
 async fn list_templates(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     Ok(Json(state.site.store.templates().await?).into_response())
 }
 
 async fn get_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
     Path(name): Path<String>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     Ok(Json(state.site.find_template(&name).await?).into_response())
 }
 
@@ -733,14 +791,11 @@ async fn get_template(
 /// takes (`require-approval` or `require_approval`), with the same rules.
 async fn set_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
-    b: Result<Json<std::collections::BTreeMap<String, Value>>, JsonRejection>,
+    Body(b): Body<std::collections::BTreeMap<String, Value>>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let mut edits = body(b)?
+    let mut edits = b
         .into_iter()
         .map(|(k, v)| {
             let text = match v {
@@ -775,7 +830,7 @@ async fn set_template(
     });
     let t = state
         .site
-        .template_set(&name, &edits, &c.actor(&peer))
+        .template_set(&name, &edits, &admin.actor())
         .await?;
     Ok(Json(t).into_response())
 }
@@ -788,30 +843,23 @@ struct PublishBody {
 
 async fn publish_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
-    b: Result<Json<PublishBody>, JsonRejection>,
+    Body(b): Body<PublishBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     let t = state
         .site
-        .template_publish(&name, b.published, &c.actor(&peer))
+        .template_publish(&name, b.published, &admin.actor())
         .await?;
     Ok(Json(t).into_response())
 }
 
 async fn bump_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    Ok(Json(state.site.template_bump(&name, &c.actor(&peer)).await?).into_response())
+    Ok(Json(state.site.template_bump(&name, &admin.actor()).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -822,12 +870,9 @@ struct ClientQuery {
 
 async fn list_clients(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    q: Result<Query<ClientQuery>, QueryRejection>,
+    _: Admin<Reader>,
+    Params(q): Params<ClientQuery>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let q = query(q)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(ClientStatus::parse(s).ok_or_else(|| {
@@ -839,12 +884,9 @@ async fn list_clients(
 
 async fn decide_client(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CertManager>,
     Path((name, decision)): Path<(String, String)>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager])?;
     let status = match decision.as_str() {
         "approve" => ClientStatus::Approved,
         "block" => ClientStatus::Blocked,
@@ -858,7 +900,7 @@ async fn decide_client(
     };
     let r = state
         .site
-        .client_decide(&name, status, &c.actor(&peer))
+        .client_decide(&name, status, &admin.actor())
         .await?;
     Ok(Json(r).into_response())
 }
@@ -872,17 +914,13 @@ struct DuplicateBody {
 
 async fn duplicate_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
-    b: Result<Json<DuplicateBody>, JsonRejection>,
+    Body(b): Body<DuplicateBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     let t = state
         .site
-        .template_duplicate(&name, &b.name, &c.actor(&peer))
+        .template_duplicate(&name, &b.name, &admin.actor())
         .await
         .map_err(|e| renamed(e, &[("template.name", "name")]))?;
     Ok((StatusCode::CREATED, Json(t)).into_response())
@@ -906,14 +944,10 @@ const GRANT_FIELDS: [(&str, &str); 2] = [("--group", "group"), ("template grant"
 
 async fn grant_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
-    b: Result<Json<GrantBody>, JsonRejection>,
+    Body(b): Body<GrantBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     if !(b.read || b.enroll || b.autoenroll) {
         return Err(HttpError::bad_request(
             "body",
@@ -928,7 +962,7 @@ async fn grant_template(
             b.read,
             b.enroll,
             b.autoenroll,
-            &c.actor(&peer),
+            &admin.actor(),
         )
         .await
         .map_err(|e| renamed(e, &GRANT_FIELDS))?;
@@ -938,14 +972,10 @@ async fn grant_template(
 /// Removes the named permissions, or all of the group's when none is set (as the CLI).
 async fn revoke_grant_template(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(name): Path<String>,
-    b: Result<Json<GrantBody>, JsonRejection>,
+    Body(b): Body<GrantBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     let t = state
         .site
         .template_revoke_grant(
@@ -954,7 +984,7 @@ async fn revoke_grant_template(
             b.read,
             b.enroll,
             b.autoenroll,
-            &c.actor(&peer),
+            &admin.actor(),
         )
         .await
         .map_err(|e| renamed(e, &GRANT_FIELDS))?;
@@ -964,21 +994,17 @@ async fn revoke_grant_template(
 /// Every stored version of a template, oldest first (`fleetpki template history`).
 async fn template_history(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
     Path(name): Path<String>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     let t = state.site.find_template(&name).await?;
     Ok(Json(state.site.store.template_history(&t.name).await?).into_response())
 }
 
 async fn list_directory(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     Ok(Json(state.site.directory_list().await?).into_response())
 }
 
@@ -1044,16 +1070,13 @@ impl PrincipalBody {
 
 async fn add_principal(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<PrincipalBody>, JsonRejection>,
+    admin: Admin<CaAdmin>,
+    Body(b): Body<PrincipalBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let (p, groups) = body(b)?.principal()?;
+    let (p, groups) = b.principal()?;
     state
         .site
-        .directory_add(p.clone(), &groups, &c.actor(&peer))
+        .directory_add(p.clone(), &groups, &admin.actor())
         .await
         .map_err(|e| {
             renamed(
@@ -1083,16 +1106,12 @@ struct GroupBody {
 
 async fn add_group(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<GroupBody>, JsonRejection>,
+    admin: Admin<CaAdmin>,
+    Body(b): Body<GroupBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     state
         .site
-        .directory_add_group(&b.name, &c.actor(&peer))
+        .directory_add_group(&b.name, &admin.actor())
         .await
         .map_err(|e| renamed(e, &[("group.name", "name")]))?;
     Ok((StatusCode::CREATED, Json(json!({ "name": b.name }))).into_response())
@@ -1106,17 +1125,13 @@ struct MemberBody {
 
 async fn add_member(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    admin: Admin<CaAdmin>,
     Path(group): Path<String>,
-    b: Result<Json<MemberBody>, JsonRejection>,
+    Body(b): Body<MemberBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let b = body(b)?;
     state
         .site
-        .directory_add_member(&group, &b.principal, &c.actor(&peer))
+        .directory_add_member(&group, &b.principal, &admin.actor())
         .await
         .map_err(|e| {
             let mut h = HttpError::from(e);
@@ -1136,16 +1151,13 @@ async fn add_member(
 /// and principals, all or nothing; existing principals are updated.
 async fn import_directory(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<DirectoryFile>, JsonRejection>,
+    admin: Admin<CaAdmin>,
+    Body(b): Body<DirectoryFile>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CaAdmin])?;
-    let file = body(b)?;
+    let file = b;
     let (groups, principals) = state
         .site
-        .directory_import(file, "body", &c.actor(&peer))
+        .directory_import(file, "body", &admin.actor())
         .await?;
     Ok(Json(json!({ "groups_created": groups, "principals": principals })).into_response())
 }
@@ -1159,12 +1171,9 @@ struct AuditQuery {
 
 async fn audit(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    q: Result<Query<AuditQuery>, QueryRejection>,
+    _: Admin<Reader>,
+    Params(q): Params<AuditQuery>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let q = query(q)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(HttpError::bad_request(
@@ -1178,10 +1187,8 @@ async fn audit(
 /// The hash chain recomputed (`fleetpki audit verify`): 200 either way, `intact` says which.
 async fn audit_verify(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
+    _: Admin<Reader>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
     let report = state.site.audit_verify().await?;
     let v = match report.result {
         Ok(()) => json!({ "intact": true, "entries": report.entries }),
@@ -1199,16 +1206,12 @@ struct EabBody {
 /// `fleetpki acme eab --principal P`: the HMAC key (base64url, unpadded) is shown only here.
 async fn create_eab(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    b: Result<Json<EabBody>, JsonRejection>,
+    admin: Admin<EabIssuer>,
+    Body(b): Body<EabBody>,
 ) -> Result<Response, HttpError> {
-    let c = caller(&state, &peer, &headers).await?;
-    c.require(&[AdminRole::CertManager, AdminRole::CaAdmin])?;
-    let b = body(b)?;
     let eab = state
         .site
-        .acme_eab_create(&b.principal, &c.actor(&peer))
+        .acme_eab_create(&b.principal, &admin.actor())
         .await
         .map_err(|e| {
             // An unknown principal is bad input here, not a refused enrollment.
@@ -1241,12 +1244,9 @@ struct StatusQuery {
 /// The fallback status point's messages, newest first (`fleetpki status list --json`).
 async fn list_status(
     State(state): State<Arc<AppState>>,
-    Extension(peer): Extension<Peer>,
-    headers: HeaderMap,
-    q: Result<Query<StatusQuery>, QueryRejection>,
+    _: Admin<Reader>,
+    Params(q): Params<StatusQuery>,
 ) -> Result<Response, HttpError> {
-    caller(&state, &peer, &headers).await?.require(&READERS)?;
-    let q = query(q)?;
     let limit = q.limit.unwrap_or(StatusFilter::DEFAULT_LIMIT);
     if !(1..=1000).contains(&limit) {
         return Err(HttpError::bad_request(

@@ -2,7 +2,7 @@
 //! `site-system-https` profile before use) or, in enhanced HTTP, the one the site issues itself;
 //! held behind a swappable resolver so site maintenance can renew it without a restart.
 
-use crate::config::{TlsConfig, TlsMode};
+use crate::config::{ServeConfig, TlsConfig, TlsMode};
 use arc_swap::ArcSwap;
 use fleetpki_ca::Site;
 use fleetpki_ca::site_system::ServerIdentity;
@@ -11,6 +11,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,6 +52,10 @@ impl ServerCert {
         }
     }
 
+    pub fn current(&self) -> Arc<CertifiedKey> {
+        self.current.load_full()
+    }
+
     pub fn replace(&self, key: CertifiedKey) {
         self.current.store(Arc::new(key));
     }
@@ -62,15 +67,60 @@ impl ResolvesServerCert for ServerCert {
     }
 }
 
-/// The names the site-issued certificate carries: the intranet FQDN, then the internet FQDN.
-pub(crate) fn names(tls: &TlsConfig) -> Vec<String> {
+/// The names the site-issued certificate carries: the intranet FQDN, the internet FQDN, then
+/// the address of every TLS role bound to a specific IP. `serve` prints `https://IP:PORT` for
+/// those listeners, and a URL copied from that line must verify with the site root alone
+/// (`curl --cacert root.pem`), as it would against any web server whose certificate names the
+/// address it is reached at. An unspecified address (0.0.0.0, ::) names no host: nothing is
+/// added for it, and its URL uses the intranet FQDN (see [`url_host`]).
+pub(crate) fn names(config: &ServeConfig) -> Vec<String> {
+    let tls = &config.tls;
     let mut names = vec![tls.intranet_fqdn.clone()];
-    if let Some(i) = &tls.internet_fqdn
-        && !names.contains(i)
-    {
-        names.push(i.clone());
+    let ips = config
+        .roles
+        .iter()
+        .filter(|r| r.role.is_tls() && !r.listen.ip().is_unspecified())
+        .map(|r| r.listen.ip().to_string());
+    for n in tls.internet_fqdn.iter().cloned().chain(ips) {
+        if !names.contains(&n) {
+            names.push(n);
+        }
     }
     names
+}
+
+/// The host of the URL `serve` prints for a TLS listener bound to `ip`: the address itself
+/// when the server certificate names it (an iPAddress SAN), else the intranet FQDN, which the
+/// certificate always names (the `site-system-https` profile checks an administrator's
+/// certificate for it; the site-issued one has it as its CN and first SAN). A URL whose host
+/// the certificate does not cover fails hostname verification in every client, so the line
+/// names the host clients must use; the caller logs the address bound beside it. Returns the
+/// host (an IPv6 literal in brackets) and whether it is the address itself.
+pub(crate) fn url_host(cert: &CertifiedKey, ip: IpAddr, tls: &TlsConfig) -> (String, bool) {
+    let covered = !ip.is_unspecified() && cert.cert.first().is_some_and(|leaf| names_ip(leaf, ip));
+    let host = if covered {
+        ip.to_string()
+    } else {
+        tls.intranet_fqdn.clone()
+    };
+    let host = match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host,
+    };
+    (host, covered)
+}
+
+/// Whether the certificate `der` carries `ip` as an iPAddress SAN.
+fn names_ip(der: &[u8], ip: IpAddr) -> bool {
+    let Ok(info) = fleetpki_x509::cert::parse("server certificate", der)
+        .and_then(|c| fleetpki_x509::cert::info(&c))
+    else {
+        return false;
+    };
+    info.sans
+        .iter()
+        .filter_map(|s| s.strip_prefix("IP:"))
+        .any(|s| s.parse::<IpAddr>() == Ok(ip))
 }
 
 /// A certified key from the site's own identity.
@@ -96,12 +146,13 @@ pub(crate) fn from_site_identity(
 /// and its expiry.
 pub(crate) async fn site_issued(
     site: &Site,
-    tls: &TlsConfig,
+    config: &ServeConfig,
     provider: &CryptoProvider,
 ) -> Result<(CertifiedKey, ServerIdentity, bool), IdentityError> {
+    let tls = &config.tls;
     let (id, outcome) = site
         .site_system_identity(
-            &names(tls),
+            &names(config),
             tls.renew_before_days * 86_400,
             fleetpki_model::now(),
         )
