@@ -1,7 +1,7 @@
 //! Clients registered with the management point: listing them, and the administrator's
 //! approve / block decisions (enhanced HTTP registration).
 
-use crate::error::refuse;
+use crate::error::{not_found, refuse};
 use crate::{Actor, CaError, Site, audit_event};
 use fleetpki_model::audit::Outcome;
 use fleetpki_model::site::{ClientRecord, ClientStatus};
@@ -26,7 +26,7 @@ impl Site {
             return Err(refuse("status", "a decision approves or blocks"));
         }
         let current = self.store.client(name).await?.ok_or_else(|| {
-            refuse(
+            not_found(
                 "client",
                 format!("no client registered as `{name}` (fleetpki client list)"),
             )

@@ -1,7 +1,7 @@
 //! Directory administration: computers, users, services, groups and membership, single or in
 //! bulk from JSON or CSV.
 
-use crate::error::{CaError, refuse};
+use crate::error::{CaError, not_found, refuse};
 use crate::site::Site;
 use crate::{Actor, audit_event};
 use fleetpki_model::audit::Outcome;
@@ -81,7 +81,7 @@ impl Site {
         actor: &Actor,
     ) -> Result<(), CaError> {
         if self.store.group(group).await?.is_none() {
-            return Err(refuse("group", format!("no group named `{group}`")));
+            return Err(not_found("group", format!("no group named `{group}`")));
         }
         if self.store.principal(principal).await?.is_none() {
             return Err(refuse(

@@ -12,6 +12,10 @@ pub enum CaError {
     /// Bad input or a policy refusal: `field: rule`.
     #[error(transparent)]
     Field(#[from] FieldError),
+    /// A named thing (template, principal, group, certificate) that does not exist:
+    /// `field: rule`, as for a refusal.
+    #[error(transparent)]
+    NotFound(FieldError),
     #[error(transparent)]
     X509(#[from] X509Error),
     #[error(transparent)]
@@ -27,9 +31,18 @@ impl CaError {
     /// The field a refusal is about, when there is one (for JSON errors and tests).
     pub fn field(&self) -> Option<&str> {
         match self {
-            Self::Field(f) => Some(&f.field),
+            Self::Field(f) | Self::NotFound(f) => Some(&f.field),
             Self::X509(x) => Some(x.field()),
             _ => None,
+        }
+    }
+
+    /// For a name the caller gave as a reference (in a request body, not as the thing acted
+    /// on): that it matches nothing is a refusal of the field, not a missing resource.
+    pub fn referenced(self) -> CaError {
+        match self {
+            Self::NotFound(f) => Self::Field(f),
+            e => e,
         }
     }
 
@@ -42,4 +55,9 @@ impl CaError {
 /// Shorthand for a refusal.
 pub(crate) fn refuse(field: &str, rule: impl Into<String>) -> CaError {
     CaError::Field(FieldError::new(field, rule))
+}
+
+/// Shorthand for a name that matches nothing (HTTP answers 404, where a refusal is 400/403).
+pub(crate) fn not_found(field: &str, rule: impl Into<String>) -> CaError {
+    CaError::NotFound(FieldError::new(field, rule))
 }

@@ -1,6 +1,6 @@
 //! Certificate inventory: listing with filters and showing one certificate.
 
-use crate::error::{CaError, refuse};
+use crate::error::{CaError, not_found};
 use crate::site::Site;
 use fleetpki_model::record::{CertFilter, CertificateRecord};
 use fleetpki_x509::serial;
@@ -16,7 +16,7 @@ impl Site {
     pub async fn certificate(&self, serial_text: &str) -> Result<CertificateRecord, CaError> {
         let serial = serial::to_hex(&serial::from_hex(serial_text)?);
         self.store.certificate(&serial).await?.ok_or_else(|| {
-            refuse(
+            not_found(
                 "serial",
                 format!("no certificate with serial {serial} was issued by this site"),
             )

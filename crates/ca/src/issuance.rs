@@ -3,7 +3,7 @@
 //! and signing by the issuing CA.
 
 use crate::context::RequestContext;
-use crate::error::{CaError, refuse};
+use crate::error::{CaError, not_found, refuse};
 use crate::site::{BACKDATE, CaCert, Site};
 use crate::{Actor, audit_event, key_use_event};
 use fleetpki_model::UnixTime;
@@ -423,7 +423,10 @@ impl Site {
         if let Some(hit) = self.contexts.get(version, template, principal) {
             return Ok(hit);
         }
-        let found = self.find_template(template).await?;
+        let found = self
+            .find_template(template)
+            .await
+            .map_err(CaError::referenced)?;
         let p = self.store.principal(principal).await?.ok_or_else(|| {
             refuse(
                 "principal",
@@ -619,7 +622,7 @@ impl Site {
             .store
             .request(id)
             .await?
-            .ok_or_else(|| refuse("request", format!("no request with id {id}")))?;
+            .ok_or_else(|| not_found("request", format!("no request with id {id}")))?;
         if req.status != RequestStatus::Pending {
             return Err(refuse(
                 "request",

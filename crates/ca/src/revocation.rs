@@ -1,7 +1,7 @@
 //! Revocation and CRLs: revoke by serial with an RFC 5280 reason, publish full and delta CRLs
 //! with monotonic numbers.
 
-use crate::error::{CaError, refuse};
+use crate::error::{CaError, not_found, refuse};
 use crate::keys::KeyRole;
 use crate::site::Site;
 use crate::{Actor, audit_event, key_use_event};
@@ -42,7 +42,7 @@ impl Site {
             .await
         {
             Ok(_) => Ok(revocation),
-            Err(StoreError::NotFound { .. }) => Err(refuse(
+            Err(StoreError::NotFound { .. }) => Err(not_found(
                 "serial",
                 format!("no certificate with serial {serial} was issued by this site"),
             )),

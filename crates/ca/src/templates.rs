@@ -1,7 +1,7 @@
 //! Template administration: duplicate a base, edit fields (each edit a new minor version),
 //! publish on the CA, grant Read / Enroll / Autoenroll, and bump the major version.
 
-use crate::error::{CaError, refuse};
+use crate::error::{CaError, not_found, refuse};
 use crate::site::Site;
 use crate::{Actor, audit_event};
 use fleetpki_model::audit::Outcome;
@@ -17,7 +17,7 @@ impl Site {
         let all = self.store.templates().await?;
         let names: Vec<String> = all.iter().map(|t| t.name.clone()).collect();
         all.into_iter().find(|t| t.is_named(name)).ok_or_else(|| {
-            refuse(
+            not_found(
                 "template",
                 format!(
                     "no template named `{name}`; templates are: {}",

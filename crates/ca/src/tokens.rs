@@ -73,7 +73,12 @@ impl Site {
             )
         })?;
         let template = match template {
-            Some(t) => Some(self.find_template(t).await?.name),
+            Some(t) => Some(
+                self.find_template(t)
+                    .await
+                    .map_err(CaError::referenced)?
+                    .name,
+            ),
             None => None,
         };
         let id = random_hex(8)?;
@@ -158,7 +163,10 @@ impl Site {
                 format!("expired at {}", fleetpki_model::fmt_time(token.expires_at)),
             ));
         }
-        let template = self.find_template(template).await?;
+        let template = self
+            .find_template(template)
+            .await
+            .map_err(CaError::referenced)?;
         if let Some(only) = &token.template
             && *only != template.name
         {

@@ -1040,7 +1040,7 @@ fn bad_input_is_refused_by_field_and_changes_nothing() {
 
     // PATCH /templates/{name}: the template and each field's rule.
     let patch = |path: &str, body: &Value| api.send("PATCH", path, &admin, body);
-    patch("/api/v1/templates/No%20Such", &json!({ "validity": "90d" })).problem(403, "template");
+    patch("/api/v1/templates/No%20Such", &json!({ "validity": "90d" })).problem(404, "template");
     let rule = patch(
         "/api/v1/templates/Workstation",
         &json!({ "validity": "90d" }),
@@ -1775,7 +1775,7 @@ fn directory_template_status_and_eab_input_is_checked() {
         &admin,
         json!({ "name": "Printer" }),
     )
-    .problem(403, "template");
+    .problem(404, "template");
     assert!(rule.contains("No Such"), "{rule}");
     let dup = "/api/v1/templates/Workstation/duplicate";
     let rule = post(dup, &admin, json!({ "name": "Approved Workstation" })).problem(400, "name");
@@ -1791,7 +1791,7 @@ fn directory_template_status_and_eab_input_is_checked() {
         &admin,
         json!({ "group": "Servers", "enroll": true }),
     )
-    .problem(403, "template");
+    .problem(404, "template");
     let rule =
         post(grant, &admin, json!({ "group": "No Such", "enroll": true })).problem(400, "group");
     assert!(rule.contains("No Such"), "{rule}");
@@ -1809,7 +1809,7 @@ fn directory_template_status_and_eab_input_is_checked() {
         &admin,
         json!({ "group": "Workstations" }),
     )
-    .problem(403, "template");
+    .problem(404, "template");
     let rule = post(revoke, &admin, json!({ "group": "Servers" })).problem(400, "group");
     assert!(rule.contains("grants nothing"), "{rule}");
     post(
@@ -1819,7 +1819,7 @@ fn directory_template_status_and_eab_input_is_checked() {
     )
     .problem(422, "body");
     api.get("/api/v1/templates/No%20Such/history", &admin)
-        .problem(403, "template");
+        .problem(404, "template");
     assert_eq!(site.fingerprint(), before);
 
     // Status filters.

@@ -567,7 +567,7 @@ fn refusals_are_clear_and_change_nothing() {
     assert!(e.contains("HTTP 404: group: "), "{e}");
     let e = r.fails("tmpl", &["template", "show", "No Such Template"]);
     assert!(
-        e.contains("HTTP 403: template: no template named `No Such Template`"),
+        e.contains("HTTP 404: template: no template named `No Such Template`"),
         "{e}"
     );
     // The CLI's own checks come first, as locally.

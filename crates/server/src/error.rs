@@ -48,7 +48,8 @@ impl HttpError {
 }
 
 impl From<fleetpki_ca::CaError> for HttpError {
-    /// A refusal keeps its field and rule; anything else is the site's fault, not the caller's.
+    /// A refusal keeps its field and rule (a name that matches nothing is 404, a permission
+    /// refusal 403); anything else is the site's fault, not the caller's.
     fn from(e: fleetpki_ca::CaError) -> Self {
         match e.field() {
             Some(field) => {
@@ -57,7 +58,9 @@ impl From<fleetpki_ca::CaError> for HttpError {
                     .strip_prefix(&format!("{field}: "))
                     .map(str::to_string)
                     .unwrap_or(text);
-                let status = if field == "principal" || field == "template" {
+                let status = if matches!(e, fleetpki_ca::CaError::NotFound(_)) {
+                    StatusCode::NOT_FOUND
+                } else if field == "principal" || field == "template" {
                     StatusCode::FORBIDDEN
                 } else {
                     StatusCode::BAD_REQUEST
