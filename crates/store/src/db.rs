@@ -339,6 +339,23 @@ impl Tx {
         .map(Into::into)))
     }
 
+    pub(crate) async fn fetch_all(
+        &mut self,
+        sql: &'static str,
+        args: Vec<Arg>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let sql = self.dialect(sql);
+        Ok(on_each!(self, Tx::Sqlite, Tx::Postgres, |t| bind(
+            sqlx::query(sql),
+            args
+        )
+        .fetch_all(&mut **t)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect()))
+    }
+
     pub(crate) async fn fetch_one(
         &mut self,
         sql: &'static str,

@@ -83,6 +83,8 @@ macro_rules! audit_cols {
     };
 }
 
+mod batch;
+
 /// The audit chain's head while a transaction appends to it. Entries are sealed at once (each
 /// hash needs the previous one) but written in multi-row inserts by [`Chain::flush`]: a batch of
 /// issuances appends three entries each, and one statement per entry was most of its writes.
@@ -90,32 +92,6 @@ struct Chain {
     seq: i64,
     hash: String,
     unwritten: Vec<AuditEntry>,
-}
-
-/// Rows per audit insert: 10 parameters each stays far below both backends' limits.
-const AUDIT_ROWS_PER_INSERT: usize = 32;
-
-/// `INSERT INTO audit … VALUES (…), (…)` for 1..=[`AUDIT_ROWS_PER_INSERT`] rows, built once so
-/// that each shape is one prepared statement.
-fn audit_insert(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
-        (1..=AUDIT_ROWS_PER_INSERT)
-            .map(|n| {
-                let values: Vec<String> = (0..n)
-                    .map(|r| {
-                        let p: Vec<String> = (1..=10).map(|c| format!("${}", r * 10 + c)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                format!(
-                    concat!("INSERT INTO audit (", audit_cols!(), ") VALUES {}"),
-                    values.join(", ")
-                )
-            })
-            .collect()
-    });
-    &all[rows.clamp(1, AUDIT_ROWS_PER_INSERT) - 1]
 }
 
 impl Chain {
@@ -135,23 +111,9 @@ impl Chain {
     /// Writes the entries appended since the last flush.
     async fn flush(&mut self, tx: &mut Tx) -> Result<(), StoreError> {
         let entries = std::mem::take(&mut self.unwritten);
-        for rows in entries.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut args = Vec::with_capacity(rows.len() * 10);
-            for e in rows {
-                args.extend(args![
-                    e.seq,
-                    e.event.at,
-                    e.event.actor.as_str(),
-                    e.event.source.as_str(),
-                    e.event.action.as_str(),
-                    e.event.object.as_str(),
-                    e.event.outcome.name(),
-                    e.event.details.as_str(),
-                    e.prev_hash.as_str(),
-                    e.hash.as_str(),
-                ]);
-            }
-            tx.exec(audit_insert(rows.len()), args).await?;
+        for rows in entries.chunks(batch::MAX_ROWS) {
+            let args = rows.iter().flat_map(batch::audit_args).collect();
+            tx.exec(batch::AUDIT.sql(rows.len()), args).await?;
         }
         Ok(())
     }
@@ -196,44 +158,9 @@ async fn insert_certificate(tx: &mut Tx, c: &CertificateRecord) -> Result<(), St
     insert_certificate_row(tx, c).await
 }
 
-/// The certificate's row; `Conflict` if its serial is taken. `ON CONFLICT DO NOTHING` rather
-/// than a look-up first: one statement, and on PostgreSQL a failed insert would abort the
-/// whole transaction.
+/// The certificate's row; `Conflict` if its serial is taken.
 async fn insert_certificate_row(tx: &mut Tx, c: &CertificateRecord) -> Result<(), StoreError> {
-    let inserted = tx
-        .exec(
-            concat!(
-                "INSERT INTO certificates (",
-                cert_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT (serial) DO NOTHING"
-            ),
-            args![
-                c.serial.as_str(),
-                c.template.as_str(),
-                i64::from(c.template_version.major),
-                i64::from(c.template_version.minor),
-                c.principal.as_str(),
-                c.subject.as_str(),
-                json("certificate SANs", &c.sans)?,
-                c.key.as_str(),
-                c.not_before,
-                c.not_after,
-                c.request_id,
-                c.der.as_slice(),
-                c.revocation.as_ref().map(|r| r.at),
-                c.revocation.as_ref().map(|r| i64::from(r.reason.code())),
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Err(conflict(
-            "certificate",
-            &c.serial,
-            "a certificate with this serial is already stored",
-        ));
-    }
-    Ok(())
+    batch::insert_certificates(tx, &[c]).await
 }
 
 /// Raises the policy version by one.
@@ -742,6 +669,32 @@ async fn apply_one(
     Ok(Applied::Done)
 }
 
+/// A request issued as it is submitted: see [`batch::submit_issued`].
+fn issued_at_submission(c: &Change) -> bool {
+    matches!(
+        c,
+        Change::SubmitRequest {
+            decision: Decision::Issue(_),
+            ..
+        }
+    )
+}
+
+fn as_issued(c: Change) -> Option<batch::Issued> {
+    match c {
+        Change::SubmitRequest {
+            request,
+            decision: Decision::Issue(certificate),
+            audit,
+        } => Some(batch::Issued {
+            request,
+            certificate,
+            audit,
+        }),
+        _ => None,
+    }
+}
+
 async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Result<i64, StoreError> {
     // A decision made at submission is the template's policy, not a person's: decided_by stays empty.
     let (status, decided_at, reason, cert) = match decision {
@@ -759,23 +712,11 @@ async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Resul
             None,
         ),
     };
+    let serial = cert.as_ref().map(|c| c.serial.as_str());
     let id: i64 = tx
         .fetch_one(
-            "INSERT INTO requests (template, major, minor, principal, submitted_by, csr, status, submitted_at, decided_at, reason, serial) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            args![
-                r.template,
-                i64::from(r.template_version.major),
-                i64::from(r.template_version.minor),
-                r.principal,
-                r.submitted_by,
-                r.csr_der.as_slice(),
-                status.name(),
-                r.submitted_at,
-                decided_at,
-                reason,
-                cert.as_ref().map(|c| c.serial.clone()),
-            ],
+            batch::REQUESTS.sql(1),
+            batch::request_args(&r, status, decided_at, reason, serial),
         )
         .await?
         .get("id")?;
@@ -1155,7 +1096,29 @@ impl<B> Store for SqlStore<B> {
         };
         let mut out = Vec::with_capacity(changes.len());
         let mut last_request = None;
-        for change in changes {
+        let mut changes = changes.into_iter().peekable();
+        while let Some(change) = changes.next() {
+            // Consecutive issuances (a group commit of enrollments) are inserted together.
+            if issued_at_submission(&change) && changes.peek().is_some_and(issued_at_submission) {
+                let mut run = vec![change];
+                while let Some(next) = changes.next_if(issued_at_submission) {
+                    run.push(next);
+                }
+                let run = run
+                    .into_iter()
+                    .map(|c| {
+                        as_issued(c).ok_or_else(|| {
+                            StoreError::Corrupt("a run of issuances held another change".into())
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                for (id, audit) in batch::submit_issued(&mut tx, run).await? {
+                    chain.append_all(audit);
+                    last_request = Some(id);
+                    out.push(Applied::Request { id });
+                }
+                continue;
+            }
             // A SCEP transaction without an id names the request submitted before it.
             let change = match change {
                 Change::RecordScepTransaction {

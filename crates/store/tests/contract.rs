@@ -125,6 +125,7 @@ contract!(
     templates_and_history,
     directory,
     submit_request,
+    issuances_together,
     decide_request,
     put_certificate,
     revoke,
@@ -624,6 +625,82 @@ async fn submit_request(s: Arc<dyn Store>) {
     .await;
     assert_conflict(err, "certificate", "0a01");
     assert_eq!(s.requests(None).await.unwrap().len(), 3);
+    assert_chain(s).await;
+}
+
+/// Consecutive issuances in one transaction (a group commit of enrollments) are written in
+/// multi-row inserts: each still gets its own request id, its certificate names it, its audit
+/// events are chained in order, and a taken serial refuses the whole transaction.
+async fn issuances_together(s: Arc<dyn Store>) {
+    let s = s.as_ref();
+    let issue = |i: usize| {
+        let serial = format!("b{i:03x}");
+        let change = Change::SubmitRequest {
+            request: new_request(&format!("PC{i}")),
+            decision: Decision::Issue(Box::new(cert(
+                &serial,
+                "Web",
+                &format!("PC{i}"),
+                1_800_000_000,
+            ))),
+            audit: vec![ev("request.submit", ""), ev("cert.issue", &serial)],
+        };
+        (serial, change)
+    };
+    // 70 issuances (more than one statement's worth of rows), then a change that takes the
+    // last request's id (a SCEP transaction), then another run.
+    let (serials, mut changes): (Vec<String>, Vec<Change>) = (0..70).map(issue).unzip();
+    changes.push(Change::Audit(ev("key.use", "issuing")));
+    let (more, tail): (Vec<String>, Vec<Change>) = (70..73).map(issue).unzip();
+    changes.extend(tail);
+    let out = s.apply(changes).await.expect("apply");
+    assert_eq!(out.len(), 74);
+    assert_eq!(out[70], Applied::Done);
+    let ids: Vec<i64> = out
+        .iter()
+        .filter_map(|a| match a {
+            Applied::Request { id } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 73);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids in order: {ids:?}");
+    for (serial, id) in serials.iter().chain(&more).zip(&ids) {
+        let r = s.request(*id).await.unwrap().expect("request");
+        assert_eq!(
+            (r.status, r.serial.as_deref(), r.decided_at),
+            (RequestStatus::Issued, Some(serial.as_str()), Some(r.submitted_at))
+        );
+        let c = s.certificate(serial).await.unwrap().expect("certificate");
+        assert_eq!(c.request_id, Some(*id), "{serial}");
+    }
+    // The audit entries in the order given; each submit event names its request.
+    let objects: Vec<String> = s
+        .audit_entries(0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.object)
+        .collect();
+    let mut expected = Vec::new();
+    for (i, (serial, id)) in serials.iter().chain(&more).zip(&ids).enumerate() {
+        if i == 70 {
+            expected.push("issuing".to_string());
+        }
+        expected.extend([id.to_string(), serial.clone()]);
+    }
+    assert_eq!(objects, expected);
+    assert_chain(s).await;
+
+    // A serial already stored, or twice in the run: the whole transaction is refused, naming it.
+    let requests = s.requests(None).await.unwrap().len();
+    let (_, fresh) = issue(100);
+    let (_, taken) = issue(5);
+    assert_conflict(refused(s, vec![fresh, taken]).await, "certificate", "b005");
+    let (_, first) = issue(101);
+    let (_, again) = issue(101);
+    assert_conflict(refused(s, vec![first, again]).await, "certificate", "b065");
+    assert_eq!(s.requests(None).await.unwrap().len(), requests);
     assert_chain(s).await;
 }
 
