@@ -669,7 +669,11 @@ async fn issuances_together(s: Arc<dyn Store>) {
         let r = s.request(*id).await.unwrap().expect("request");
         assert_eq!(
             (r.status, r.serial.as_deref(), r.decided_at),
-            (RequestStatus::Issued, Some(serial.as_str()), Some(r.submitted_at))
+            (
+                RequestStatus::Issued,
+                Some(serial.as_str()),
+                Some(r.submitted_at)
+            )
         );
         let c = s.certificate(serial).await.unwrap().expect("certificate");
         assert_eq!(c.request_id, Some(*id), "{serial}");

@@ -1,18 +1,21 @@
-//! A measurement, not a check: rows per second with one transaction per row versus
+//! A measurement, not a check: issuances (a request, its certificate and three audit entries,
+//! as an enrollment commits them) per second with one transaction per issuance versus
 //! [`GroupCommitter`] with 64 concurrent callers, on SQLite (and on PostgreSQL if
 //! `FLEETPKI_BENCH_POSTGRES_URL` names a scratch database it may fill). Run with
 //! `cargo test -p fleetpki-store --test throughput -- --ignored --nocapture`.
 
 use fleetpki_model::audit::{AuditEvent, Outcome};
-use fleetpki_model::record::CertificateRecord;
+use fleetpki_model::record::{CertificateRecord, NewRequest};
 use fleetpki_model::template::Version;
-use fleetpki_store::{Change, GroupCommitter, Store};
+use fleetpki_store::{Change, Decision, GroupCommitter, Store};
 use std::sync::Arc;
 use std::time::Instant;
 
 const ROWS: usize = 2_000;
 const CALLERS: usize = 64;
 
+/// What the CA commits for one enrollment: the request, issued at once, its certificate, and
+/// three audit entries (submitted, issued, the CA key's use).
 fn issue(tag: &str, i: usize) -> Vec<Change> {
     let serial = format!("{tag}{i:08x}");
     let certificate = CertificateRecord {
@@ -29,18 +32,31 @@ fn issue(tag: &str, i: usize) -> Vec<Change> {
         der: vec![0x30; 700],
         revocation: None,
     };
-    let audit = AuditEvent {
+    let request = NewRequest {
+        template: "Web".into(),
+        template_version: Version { major: 1, minor: 0 },
+        principal: format!("PC{i}"),
+        submitted_by: format!("PC{i}"),
+        csr_der: vec![0x30; 300],
+        submitted_at: 1_700_000_000,
+    };
+    let event = |action: &str, object: &str| AuditEvent {
         at: 1_700_000_000,
-        actor: "site".into(),
+        actor: format!("PC{i}"),
         source: "bench".into(),
-        action: "cert.issue".into(),
-        object: serial,
+        action: action.into(),
+        object: object.into(),
         outcome: Outcome::Success,
         details: String::new(),
     };
-    vec![Change::PutCertificate {
-        certificate: Box::new(certificate),
-        audit,
+    vec![Change::SubmitRequest {
+        request,
+        decision: Decision::Issue(Box::new(certificate)),
+        audit: vec![
+            event("request.submit", ""),
+            event("cert.issue", &serial),
+            event("key.use", "issuing"),
+        ],
     }]
 }
 
