@@ -265,7 +265,7 @@ fn same_digest(a: &str, b: &str) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_bytes(), b.as_bytes()).is_ok()
 }
 
-async fn record_scep_transaction(
+pub(crate) async fn record_scep_transaction(
     tx: &mut Tx,
     key_sha256: &str,
     transaction_id: &str,
@@ -680,52 +680,72 @@ fn issued_at_submission(c: &Change) -> bool {
     )
 }
 
-fn as_issued(c: Change) -> Option<batch::Issued> {
-    match c {
-        Change::SubmitRequest {
-            request,
-            decision: Decision::Issue(certificate),
-            audit,
-        } => Some(batch::Issued {
-            request,
-            certificate,
-            audit,
-        }),
-        _ => None,
-    }
+/// `c` as an issuance, with the SCEP transaction that follows it to name its request (taken
+/// from `rest`), or `c` back if it is something else.
+fn as_issued(
+    c: Change,
+    rest: &mut std::iter::Peekable<std::vec::IntoIter<Change>>,
+) -> Result<batch::Issued, Change> {
+    let Change::SubmitRequest {
+        request,
+        decision: Decision::Issue(certificate),
+        audit,
+    } = c
+    else {
+        return Err(c);
+    };
+    let scep = rest
+        .next_if(|n| {
+            matches!(
+                n,
+                Change::RecordScepTransaction {
+                    request_id: None,
+                    ..
+                }
+            )
+        })
+        .and_then(|n| match n {
+            Change::RecordScepTransaction {
+                key_sha256,
+                transaction_id,
+                at,
+                replace,
+                ..
+            } => Some(batch::ScepRecord {
+                key_sha256,
+                transaction_id,
+                at,
+                replace,
+            }),
+            _ => None,
+        });
+    Ok(batch::Issued {
+        request,
+        certificate,
+        audit,
+        scep,
+    })
 }
 
+/// A request left pending or denied at submission (one issued at once goes through
+/// [`batch::submit_issued`]).
 async fn submit_request(tx: &mut Tx, r: NewRequest, decision: Decision) -> Result<i64, StoreError> {
     // A decision made at submission is the template's policy, not a person's: decided_by stays empty.
-    let (status, decided_at, reason, cert) = match decision {
-        Decision::Pending => (RequestStatus::Pending, None, None, None),
-        Decision::Issue(cert) => (
-            RequestStatus::Issued,
-            Some(r.submitted_at),
-            None,
-            Some(cert),
-        ),
-        Decision::Deny(reason) => (
-            RequestStatus::Denied,
-            Some(r.submitted_at),
-            Some(reason),
-            None,
-        ),
+    let (status, decided_at, reason) = match decision {
+        Decision::Pending => (RequestStatus::Pending, None, None),
+        Decision::Deny(reason) => (RequestStatus::Denied, Some(r.submitted_at), Some(reason)),
+        Decision::Issue(_) => {
+            return Err(StoreError::Corrupt(
+                "an issued request is stored by batch::submit_issued".into(),
+            ));
+        }
     };
-    let serial = cert.as_ref().map(|c| c.serial.as_str());
-    let id: i64 = tx
-        .fetch_one(
-            batch::REQUESTS.sql(1),
-            batch::request_args(&r, status, decided_at, reason, serial),
-        )
-        .await?
-        .get("id")?;
-    if let Some(mut cert) = cert {
-        // The request was inserted just above: no need to look it up.
-        cert.request_id = Some(id);
-        insert_certificate_row(tx, &cert).await?;
-    }
-    Ok(id)
+    tx.fetch_one(
+        batch::REQUESTS.sql(1),
+        batch::request_args(&r, status, decided_at, reason, None),
+    )
+    .await?
+    .get("id")
 }
 
 // ---- decoding rows --------------------------------------------------------------------------
@@ -1098,27 +1118,33 @@ impl<B> Store for SqlStore<B> {
         let mut last_request = None;
         let mut changes = changes.into_iter().peekable();
         while let Some(change) = changes.next() {
-            // Consecutive issuances (a group commit of enrollments) are inserted together.
-            if issued_at_submission(&change) && changes.peek().is_some_and(issued_at_submission) {
-                let mut run = vec![change];
-                while let Some(next) = changes.next_if(issued_at_submission) {
-                    run.push(next);
+            // An issuance and those right after it (a group commit of enrollments), each with
+            // the SCEP transaction that names it, are inserted together.
+            let change = match as_issued(change, &mut changes) {
+                Ok(first) => {
+                    let mut run = vec![first];
+                    while let Some(next) = changes.next_if(issued_at_submission) {
+                        match as_issued(next, &mut changes) {
+                            Ok(i) => run.push(i),
+                            Err(_) => {
+                                return Err(StoreError::Corrupt(
+                                    "a run of issuances held another change".into(),
+                                ));
+                            }
+                        }
+                    }
+                    for done in batch::submit_issued(&mut tx, run).await? {
+                        chain.append_all(done.audit);
+                        last_request = Some(done.id);
+                        out.push(Applied::Request { id: done.id });
+                        if done.scep {
+                            out.push(Applied::Done);
+                        }
+                    }
+                    continue;
                 }
-                let run = run
-                    .into_iter()
-                    .map(|c| {
-                        as_issued(c).ok_or_else(|| {
-                            StoreError::Corrupt("a run of issuances held another change".into())
-                        })
-                    })
-                    .collect::<Result<_, _>>()?;
-                for (id, audit) in batch::submit_issued(&mut tx, run).await? {
-                    chain.append_all(audit);
-                    last_request = Some(id);
-                    out.push(Applied::Request { id });
-                }
-                continue;
-            }
+                Err(other) => other,
+            };
             // A SCEP transaction without an id names the request submitted before it.
             let change = match change {
                 Change::RecordScepTransaction {

@@ -705,6 +705,55 @@ async fn issuances_together(s: Arc<dyn Store>) {
     let (_, again) = issue(101);
     assert_conflict(refused(s, vec![first, again]).await, "certificate", "b065");
     assert_eq!(s.requests(None).await.unwrap().len(), requests);
+
+    // SCEP enrollments: each issuance with the transaction that names it (one a renewal's,
+    // replacing the pair's earlier request); a pair recorded twice refuses the transaction.
+    let scep = |tid: &str, replace: bool| Change::RecordScepTransaction {
+        key_sha256: "key".into(),
+        transaction_id: tid.into(),
+        request_id: None,
+        at: 1_700_000_000,
+        replace,
+    };
+    let (_, a) = issue(200);
+    let (_, b) = issue(201);
+    let (_, c) = issue(202);
+    let out = s
+        .apply(vec![
+            a,
+            scep("t200", false),
+            b,
+            scep("t201", false),
+            c,
+            scep("t200", true),
+        ])
+        .await
+        .expect("apply");
+    let [
+        Applied::Request { id: a },
+        Applied::Done,
+        Applied::Request { id: b },
+        Applied::Done,
+        Applied::Request { id: c },
+        Applied::Done,
+    ] = out[..]
+    else {
+        panic!("{out:?}")
+    };
+    assert_eq!(s.scep_transaction("key", "t201").await.unwrap(), Some(b));
+    assert_eq!(
+        s.scep_transaction("key", "t200").await.unwrap(),
+        Some(c),
+        "replaced"
+    );
+    assert_ne!(a, c);
+    let (_, d) = issue(203);
+    let (_, e) = issue(204);
+    let err = refused(s, vec![d, scep("t300", false), e, scep("t300", false)]).await;
+    assert_conflict(err, "SCEP transaction", "t300");
+    let (_, f) = issue(205);
+    let err = refused(s, vec![f, scep("t201", false)]).await;
+    assert_conflict(err, "SCEP transaction", "t201");
     assert_chain(s).await;
 }
 

@@ -8,6 +8,7 @@
 
 use crate::StoreError;
 use crate::db::{Arg, Tx, args};
+use fleetpki_model::UnixTime;
 use fleetpki_model::audit::{AuditEntry, AuditEvent};
 use fleetpki_model::record::{CertificateRecord, NewRequest, RequestStatus};
 use std::collections::HashMap;
@@ -78,6 +79,14 @@ pub(crate) static REQUESTS: MultiInsert = MultiInsert::new(
      submitted_at, decided_at, reason, serial) VALUES ",
     11,
     " RETURNING id, serial",
+);
+
+/// A replay's pair answered by the request it names (see `Change::RecordScepTransaction`);
+/// a pair already recorded is a conflict.
+pub(crate) static SCEP_TRANSACTIONS: MultiInsert = MultiInsert::new(
+    "INSERT INTO scep_transactions (key_sha256, transaction_id, request_id, created_at) VALUES ",
+    4,
+    " ON CONFLICT (key_sha256, transaction_id) DO NOTHING RETURNING key_sha256, transaction_id",
 );
 
 pub(crate) fn audit_args(e: &AuditEntry) -> Vec<Arg> {
@@ -167,21 +176,36 @@ pub(crate) async fn insert_certificates(
     Ok(())
 }
 
-/// One request issued at submission, as a [`crate::Change::SubmitRequest`] carries it.
+/// One request issued at submission, as a [`crate::Change::SubmitRequest`] carries it, and the
+/// SCEP transaction right after it that names it, if any.
 pub(crate) struct Issued {
     pub request: NewRequest,
     pub certificate: Box<CertificateRecord>,
     pub audit: Vec<AuditEvent>,
+    pub scep: Option<ScepRecord>,
 }
 
-/// Inserts requests issued at submission and their certificates: two statements per
-/// [`MAX_ROWS`]. Returns each request's id, in order, and the certificates with their
-/// `request_id` and the audit events with an empty object filled in with it, for the caller
-/// to append to the chain in order.
-pub(crate) async fn submit_issued(
-    tx: &mut Tx,
-    run: Vec<Issued>,
-) -> Result<Vec<(i64, Vec<AuditEvent>)>, StoreError> {
+/// A `Change::RecordScepTransaction` for the request before it.
+pub(crate) struct ScepRecord {
+    pub key_sha256: String,
+    pub transaction_id: String,
+    pub at: UnixTime,
+    pub replace: bool,
+}
+
+/// What [`submit_issued`] did for one [`Issued`]: the request's id, its audit events with an
+/// empty object filled in with that id (for the caller to append to the chain, in order), and
+/// whether a SCEP transaction was recorded.
+pub(crate) struct Done {
+    pub id: i64,
+    pub audit: Vec<AuditEvent>,
+    pub scep: bool,
+}
+
+/// Inserts requests issued at submission, their certificates and SCEP transactions: one
+/// statement per table per [`MAX_ROWS`] (a renewal's SCEP record, which replaces an earlier
+/// one, is written on its own). `Conflict` if a serial is taken or a SCEP pair recorded.
+pub(crate) async fn submit_issued(tx: &mut Tx, run: Vec<Issued>) -> Result<Vec<Done>, StoreError> {
     let mut ids: HashMap<String, i64> = HashMap::with_capacity(run.len());
     for rows in run.chunks(MAX_ROWS) {
         let mut args = Vec::with_capacity(rows.len() * 11);
@@ -197,19 +221,21 @@ pub(crate) async fn submit_issued(
         for row in tx.fetch_all(REQUESTS.sql(rows.len()), args).await? {
             let serial: String = row.get("serial")?;
             if ids.insert(serial.clone(), row.get("id")?).is_some() {
-                return Err(StoreError::Conflict {
-                    what: "certificate",
-                    key: serial,
-                    why: "two certificates with this serial in one transaction".into(),
-                });
+                return Err(super::conflict(
+                    "certificate",
+                    serial,
+                    "two certificates with this serial in one transaction",
+                ));
             }
         }
     }
-    let mut out = Vec::with_capacity(run.len());
+    let mut done = Vec::with_capacity(run.len());
     let mut certs = Vec::with_capacity(run.len());
+    let mut sceps = Vec::new();
     for Issued {
         mut certificate,
         mut audit,
+        scep,
         ..
     } in run
     {
@@ -225,9 +251,86 @@ pub(crate) async fn submit_issued(
             e.object = id.to_string();
         }
         certs.push(certificate);
-        out.push((id, audit));
+        done.push(Done {
+            id,
+            audit,
+            scep: scep.is_some(),
+        });
+        sceps.extend(scep.map(|r| (id, r)));
     }
     let refs: Vec<&CertificateRecord> = certs.iter().map(|c| c.as_ref()).collect();
     insert_certificates(tx, &refs).await?;
-    Ok(out)
+    record_scep_transactions(tx, &sceps).await?;
+    Ok(done)
+}
+
+/// In order: the new pairs in multi-row inserts, a renewal's replacing pair on its own once the
+/// pairs before it are written.
+async fn record_scep_transactions(
+    tx: &mut Tx,
+    records: &[(i64, ScepRecord)],
+) -> Result<(), StoreError> {
+    let mut from = 0;
+    for (i, (id, r)) in records.iter().enumerate() {
+        if r.replace {
+            insert_scep_transactions(tx, &records[from..i]).await?;
+            super::record_scep_transaction(
+                tx,
+                &r.key_sha256,
+                &r.transaction_id,
+                *id,
+                r.at,
+                true,
+                true,
+            )
+            .await?;
+            from = i + 1;
+        }
+    }
+    insert_scep_transactions(tx, &records[from..]).await
+}
+
+/// New pairs, [`MAX_ROWS`] a statement; `Conflict` if one is recorded already.
+async fn insert_scep_transactions(
+    tx: &mut Tx,
+    records: &[(i64, ScepRecord)],
+) -> Result<(), StoreError> {
+    for rows in records.chunks(MAX_ROWS) {
+        let mut args = Vec::with_capacity(rows.len() * 4);
+        for (id, r) in rows {
+            args.extend(args![
+                r.key_sha256.as_str(),
+                r.transaction_id.as_str(),
+                *id,
+                r.at
+            ]);
+        }
+        let recorded = tx
+            .fetch_all(SCEP_TRANSACTIONS.sql(rows.len()), args)
+            .await?;
+        if recorded.len() != rows.len() {
+            let recorded = recorded
+                .iter()
+                .map(|r| Ok((r.get("key_sha256")?, r.get("transaction_id")?)))
+                .collect::<Result<Vec<(String, String)>, StoreError>>()?;
+            // A pair already stored is missing from what came back; a pair twice in these
+            // rows came back once.
+            let pair = |r: &ScepRecord| (r.key_sha256.clone(), r.transaction_id.clone());
+            let taken = rows
+                .iter()
+                .find(|(_, r)| !recorded.contains(&pair(r)))
+                .or_else(|| {
+                    let twice =
+                        |i: usize| rows[..i].iter().any(|(_, e)| pair(e) == pair(&rows[i].1));
+                    (0..rows.len()).find(|&i| twice(i)).map(|i| &rows[i])
+                })
+                .map_or_else(String::new, |(_, r)| r.transaction_id.clone());
+            return Err(super::conflict(
+                "SCEP transaction",
+                taken,
+                "already recorded for this key",
+            ));
+        }
+    }
+    Ok(())
 }
