@@ -685,14 +685,14 @@ fn issued_at_submission(c: &Change) -> bool {
 fn as_issued(
     c: Change,
     rest: &mut std::iter::Peekable<std::vec::IntoIter<Change>>,
-) -> Result<batch::Issued, Change> {
+) -> Result<batch::Issued, Box<Change>> {
     let Change::SubmitRequest {
         request,
         decision: Decision::Issue(certificate),
         audit,
     } = c
     else {
-        return Err(c);
+        return Err(Box::new(c));
     };
     let scep = rest
         .next_if(|n| {
@@ -1143,7 +1143,7 @@ impl<B> Store for SqlStore<B> {
                     }
                     continue;
                 }
-                Err(other) => other,
+                Err(other) => *other,
             };
             // A SCEP transaction without an id names the request submitted before it.
             let change = match change {
