@@ -12,6 +12,8 @@ use sqlx::{
     AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Postgres, SqlSafeStr, SqlStr, Sqlite,
     Transaction, Type,
 };
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The statement as SQLite gets it: `$1, $2, …` become anonymous `?` when each placeholder
 /// appears once and in order (as in all of the store's statements), so that sqlx binds by
@@ -180,6 +182,8 @@ pub(crate) enum Db {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// Told of every commit, for the WAL checkpointer (see `sqlite::checkpoints`).
+        committed: Arc<Notify>,
     },
     Postgres(PgPool),
 }
@@ -271,9 +275,16 @@ impl Db {
         })
     }
 
+    /// Called after each commit of [`Store::apply`](crate::Store::apply).
+    pub(crate) fn committed(&self) {
+        if let Db::Sqlite { committed, .. } = self {
+            committed.notify_one();
+        }
+    }
+
     pub(crate) async fn close(&self) {
         match self {
-            Db::Sqlite { writer, reader } => {
+            Db::Sqlite { writer, reader, .. } => {
                 writer.close().await;
                 reader.close().await;
             }

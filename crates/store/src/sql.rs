@@ -23,7 +23,17 @@ use std::marker::PhantomData;
 /// [`crate::PostgresStore`] apart (each has its own constructor).
 pub struct SqlStore<B> {
     pub(crate) db: Db,
+    /// A background task of this store's (SQLite's WAL checkpointer), stopped with it.
+    pub(crate) task: Option<tokio::task::AbortHandle>,
     backend: PhantomData<fn() -> B>,
+}
+
+impl<B> Drop for SqlStore<B> {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
 }
 
 impl<B> std::fmt::Debug for SqlStore<B> {
@@ -36,6 +46,7 @@ impl<B> SqlStore<B> {
     pub(crate) fn new(db: Db) -> Self {
         Self {
             db,
+            task: None,
             backend: PhantomData,
         }
     }
@@ -1177,6 +1188,7 @@ impl<B> Store for SqlStore<B> {
             .await?;
         }
         tx.commit().await?;
+        self.db.committed();
         Ok(out)
     }
 

@@ -2871,6 +2871,33 @@ async fn site_state_shared(a: Arc<dyn Store>, url: String) {
 
 // ---- SQLite only ----------------------------------------------------------------------------
 
+/// Commits leave their pages in the WAL (no checkpoint inside a commit); the store's own
+/// checkpointer copies them into the database file shortly after, while the store is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_checkpoints_beside_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.db");
+    let s = fleetpki_store::SqliteStore::open(&path).await.unwrap();
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let changes: Vec<Change> = (0..400)
+        .map(|i| Change::Audit(ev("key.use", &format!("{i:0200}"))))
+        .collect();
+    s.apply(changes).await.unwrap();
+    // A deadline for the checkpointer to have run at all (it waits 100 ms after a commit),
+    // not a measurement.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file is still {before} bytes: no checkpoint ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(s.audit_entries(0, 1000).await.unwrap().len(), 400);
+    assert_chain(&s).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_reopen_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
