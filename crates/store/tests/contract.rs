@@ -295,6 +295,20 @@ fn submit(request: NewRequest, decision: Decision) -> Change {
     }
 }
 
+/// PC`i`'s request, issued at once with certificate `serial`, as an enrollment submits it.
+fn issued(i: usize, serial: &str) -> Change {
+    Change::SubmitRequest {
+        request: new_request(&format!("PC{i}")),
+        decision: Decision::Issue(Box::new(cert(
+            serial,
+            "Web",
+            &format!("PC{i}"),
+            1_800_000_000,
+        ))),
+        audit: vec![ev("request.submit", ""), ev("cert.issue", serial)],
+    }
+}
+
 async fn apply1(s: &dyn Store, c: Change) -> Applied {
     let mut out = s.apply(vec![c]).await.expect("apply");
     assert_eq!(out.len(), 1);
@@ -635,16 +649,7 @@ async fn issuances_together(s: Arc<dyn Store>) {
     let s = s.as_ref();
     let issue = |i: usize| {
         let serial = format!("b{i:03x}");
-        let change = Change::SubmitRequest {
-            request: new_request(&format!("PC{i}")),
-            decision: Decision::Issue(Box::new(cert(
-                &serial,
-                "Web",
-                &format!("PC{i}"),
-                1_800_000_000,
-            ))),
-            audit: vec![ev("request.submit", ""), ev("cert.issue", &serial)],
-        };
+        let change = issued(i, &serial);
         (serial, change)
     };
     // 70 issuances (more than one statement's worth of rows), then a change that takes the
@@ -1448,16 +1453,7 @@ async fn group_commit_concurrent(s: Arc<dyn Store>) {
             let committer = committer.clone();
             tokio::spawn(async move {
                 let serial = format!("{i:06x}");
-                let change = Change::SubmitRequest {
-                    request: new_request(&format!("PC{i}")),
-                    decision: Decision::Issue(Box::new(cert(
-                        &serial,
-                        "Web",
-                        &format!("PC{i}"),
-                        1_800_000_000,
-                    ))),
-                    audit: vec![ev("request.submit", ""), ev("cert.issue", &serial)],
-                };
+                let change = issued(i, &serial);
                 let out = committer
                     .apply(vec![change, Change::Audit(ev("key.use", "issuing"))])
                     .await
